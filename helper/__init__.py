@@ -1,0 +1,7 @@
+"""oauth-helper: a git credential helper that obtains, caches and refreshes OAuth tokens.
+
+Kept empty on purpose: every git command imports this package, so nothing heavy
+may load here.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,38 @@
+"""The token: what a flow or a refresh returns (RFC 6749 §5.1)."""
+
+import dataclasses
+import time
+from collections.abc import Mapping
+
+__all__ = ["Token"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    """An access token with what we need to reuse and refresh it."""
+
+    access_token: str = dataclasses.field(repr=False)
+    refresh_token: str = dataclasses.field(default="", repr=False)
+    expires_at: int | None = None
+    scope: str = ""
+    token_type: str = "Bearer"
+    id_token: str = dataclasses.field(default="", repr=False)
+
+    @classmethod
+    def from_response(
+        cls, body: Mapping[str, object], now: float | None = None
+    ) -> "Token":
+        """Build from a token endpoint's JSON; ``expires_in`` becomes absolute."""
+        now = time.time() if now is None else now
+        expires_in = body.get("expires_in")
+        expires_at = None
+        if isinstance(expires_in, int | float | str) and str(expires_in).strip():
+            expires_at = int(now + float(expires_in))
+        return cls(
+            access_token=str(body.get("access_token", "")),
+            refresh_token=str(body.get("refresh_token") or ""),
+            expires_at=expires_at,
+            scope=str(body.get("scope") or ""),
+            token_type=str(body.get("token_type") or "Bearer"),
+            id_token=str(body.get("id_token") or ""),
+        )
