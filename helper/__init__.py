@@ -1,4 +1,4 @@
-"""oauth-helper: a git credential helper that obtains, caches and refreshes OAuth tokens.
+"""oauth-helper: a git credential helper for OAuth tokens.
 
 Kept empty on purpose: every git command imports this package, so nothing heavy
 may load here.

@@ -5,9 +5,7 @@ blank line or end of input; ``key[]`` keys are ordered lists that an empty
 value resets.
 """
 
-import dataclasses
 from collections.abc import Iterable
-from urllib.parse import unquote, urlsplit
 
 from helper.errors import ProtocolError
 
@@ -30,34 +28,47 @@ _SCALARS = (
     "scope",
 )
 _LISTS = {"capability[]": "capability", "wwwauth[]": "wwwauth", "state[]": "state"}
+_SECRETS = frozenset({"password", "oauth_refresh_token", "credential"})
 _FORBIDDEN = ("\r", "\n", "\0")
 
 
-@dataclasses.dataclass
 class Credential:
-    """One request as git (or any caller) sent it; secrets hidden from repr."""
+    """One request as git (or any caller) sent it; secrets hidden from repr.
 
-    protocol: str = ""
-    host: str = ""
-    path: str = ""
-    username: str = ""
-    password: str = dataclasses.field(default="", repr=False)
-    password_expiry_utc: str = ""
-    oauth_refresh_token: str = dataclasses.field(default="", repr=False)
-    authtype: str = ""
-    credential: str = dataclasses.field(default="", repr=False)
-    ephemeral: str = ""
-    client_id: str = ""
-    scope: str = ""
-    capability: list[str] = dataclasses.field(default_factory=list)
-    wwwauth: list[str] = dataclasses.field(default_factory=list)
-    state: list[str] = dataclasses.field(default_factory=list)
+    A plain class: ``dataclasses`` costs more start-up time than a cache hit.
+    """
+
+    protocol: str
+    host: str
+    path: str
+    username: str
+    password: str
+    password_expiry_utc: str
+    oauth_refresh_token: str
+    authtype: str
+    credential: str
+    ephemeral: str
+    client_id: str
+    scope: str
+
+    def __init__(self, **values: str) -> None:
+        for key in _SCALARS:
+            setattr(self, key, values.pop(key, ""))
+        if values:
+            raise TypeError(f"unknown credential attributes: {sorted(values)}")
+
+        self.capability: list[str] = []
+        self.wwwauth: list[str] = []
+        self.state: list[str] = []
+
+    def __repr__(self) -> str:
+        shown = {k: getattr(self, k) for k in _SCALARS if k not in _SECRETS}
+        return f"Credential({shown!r})"
 
     @property
     def url(self) -> str:
         """The request as a URL (no credentials), for settings look-up."""
-        path = f"/{self.path}" if self.path else "/"
-        return f"{self.protocol}://{self.host}{path}"
+        return f"{self.protocol}://{self.host}/{self.path}"
 
     def has_capability(self, name: str) -> bool:
         """True when the caller announced ``capability[]=name`` (git 2.46+)."""
@@ -97,6 +108,9 @@ def _assign(cred: Credential, key: str, value: str) -> None:
 
 def _assign_url(cred: Credential, url: str) -> None:
     # git-credential(1): "url" is split into its parts, as if each were sent.
+    # Imported here: urllib.parse is slow to load and git never sends "url".
+    from urllib.parse import unquote, urlsplit
+
     parts = urlsplit(url)
     cred.protocol = parts.scheme
     cred.host = parts.hostname or ""

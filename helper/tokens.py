@@ -15,7 +15,7 @@ class Token:
     refresh_token: str = dataclasses.field(default="", repr=False)
     expires_at: int | None = None
     scope: str = ""
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 (a type name, not a secret)
     id_token: str = dataclasses.field(default="", repr=False)
 
     @classmethod

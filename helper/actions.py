@@ -1,0 +1,183 @@
+"""The three git actions: ``get``, ``store`` and ``erase``.
+
+Each takes the parsed request and its resolved settings and returns the
+``key=value`` pairs to answer. The cache-hit path of ``get`` stays in this
+module and loads nothing heavy; refreshing and signing in live in
+:mod:`helper.login`, imported only when needed.
+"""
+
+import logging
+import time
+
+from helper.errors import ConfigError
+from helper.protocol import Credential
+from helper.providers import Provider
+from helper.settings import Settings
+from helper.store import Record, Store
+
+__all__ = ["erase", "get", "store", "target_record"]
+
+log = logging.getLogger(__name__)
+
+Pairs = list[tuple[str, str]]
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def target_record(cred: Credential, provider: Provider | None) -> Record:
+    """The key under which a token for *cred* is (or would be) stored."""
+    username = cred.username or (provider.username if provider else "")
+    return Record(
+        protocol=cred.protocol,
+        host=cred.host.lower(),
+        path=cred.path,
+        username=username,
+        client_id=provider.client_id if provider else cred.client_id,
+        scope=provider.scope if provider else cred.scope,
+    )
+
+
+def _matches(record: Record, cred: Credential, target: Record) -> bool:
+    # git's storage helpers: a request without a username matches any user.
+    return (
+        record.path == cred.path
+        and (not cred.username or record.username == cred.username)
+        and record.client_id == target.client_id
+        and record.scope == target.scope
+        and (not record.authtype or cred.has_capability("authtype"))
+    )
+
+
+def find(cred: Credential, provider: Provider | None, st: Store) -> Record | None:
+    """The best stored record for *cred*, secrets loaded, or None."""
+    target = target_record(cred, provider)
+    found = [
+        r
+        for r in st.candidates(cred.protocol, target.host)
+        if _matches(r, cred, target)
+    ]
+    # Prefer the exact key, then the newest record.
+    found.sort(key=lambda r: (r.key_hash == target.key_hash, r.updated), reverse=True)
+    for record in found:
+        loaded = st.load_secrets(record)
+        if loaded is not None:
+            return loaded
+    return None
+
+
+def get(cred: Credential, settings: Settings, st: Store) -> Pairs:
+    """Answer from the store; refresh or sign in when the host is served."""
+    provider = settings.provider
+    margin = provider.expiry_margin if provider else 0
+    record = find(cred, provider, st)
+    if record is not None and record.is_fresh(margin):
+        return answer(record, cred, margin)
+    if provider is None:
+        return _refresh_token_only(record)
+
+    if not provider.client_id:
+        return _explain_missing_client(cred, provider, settings.interactive)
+    from helper import login
+
+    record = login.obtain(cred, provider, st, settings.interactive)
+    return answer(record, cred, margin) if record is not None else []
+
+
+def _refresh_token_only(record: Record | None) -> Pairs:
+    # git 2.41+ hands a stored refresh token on to the next helper, which can
+    # then refresh without a login (git-credential(1), oauth_refresh_token).
+    if record is None or not record.oauth_refresh_token:
+        return []
+    return [("oauth_refresh_token", record.oauth_refresh_token)]
+
+
+def _explain_missing_client(
+    cred: Credential, provider: Provider, interactive: bool
+) -> Pairs:
+    if interactive:
+        raise ConfigError(
+            f"{provider.name or cred.host} needs an OAuth client ID: register an "
+            f"OAuth application with the host, then run: git config --global "
+            f"credential.{cred.protocol}://{cred.host}.oauthClientId <ID>"
+        )
+    return []
+
+
+def answer(record: Record, cred: Credential, margin: int) -> Pairs:
+    """The pairs git reads back for a stored record."""
+    if record.authtype:
+        pairs = [("capability[]", "authtype"), ("authtype", record.authtype)]
+        pairs.append(("credential", record.credential))
+    else:
+        pairs = [("username", cred.username or record.username)]
+        pairs.append(("password", record.password))
+    expiry = record.expiry()
+    if expiry is not None:
+        # Tell git the token ends when we stop trusting it, not at the last
+        # second the server accepts it (git compares whole seconds).
+        pairs.append(("password_expiry_utc", str(expiry - margin)))
+    if record.origin == "store" and record.oauth_refresh_token:
+        pairs.append(("oauth_refresh_token", record.oauth_refresh_token))
+    return pairs
+
+
+def store(cred: Credential, settings: Settings, st: Store) -> None:
+    """Save the credential git approved, as git's own storage helpers do."""
+    if cred.ephemeral.lower() in _TRUE or not (cred.password or cred.credential):
+        return
+    target = target_record(cred, settings.provider)
+    if _is_echo(cred, target, st):
+        return
+
+    keep_authtype = cred.has_capability("authtype") and cred.authtype
+    st.save(
+        target.copy(
+            username=cred.username,
+            password=cred.password,
+            password_expiry_utc=_valid_expiry(cred.password_expiry_utc),
+            oauth_refresh_token=cred.oauth_refresh_token,
+            authtype=cred.authtype if keep_authtype else "",
+            credential=cred.credential if keep_authtype else "",
+            origin="store",
+        )
+    )
+
+
+def _is_echo(cred: Credential, target: Record, st: Store) -> bool:
+    # After a successful request git stores what we answered; our own record
+    # already holds it (with the refresh token git 2.39 never echoes back).
+    for record in st.candidates(cred.protocol, target.host):
+        if record.origin == "login" and record.path == cred.path:
+            loaded = st.load_secrets(record)
+            if loaded is not None and loaded.password == cred.password:
+                return True
+    return False
+
+
+def _valid_expiry(value: str) -> str:
+    return value if value.isdigit() else ""
+
+
+def erase(cred: Credential, settings: Settings, st: Store) -> None:
+    """Forget the credential git rejected; keep refresh tokens we obtained."""
+    for record in list(st.candidates(cred.protocol, cred.host.lower())):
+        if record.path != cred.path or (
+            cred.username and record.username != cred.username
+        ):
+            continue
+        loaded = st.load_secrets(record)
+        if loaded is None or (cred.password and loaded.password != cred.password):
+            continue
+        _forget(loaded, st)
+
+
+def _forget(record: Record, st: Store) -> None:
+    if record.origin == "login" and record.oauth_refresh_token:
+        # The next get refreshes silently instead of starting a login.
+        with st.lock(record):
+            current = st.reload(record)
+            # Another process may have refreshed meanwhile: keep its token.
+            if current is not None and current.password == record.password:
+                expired = str(int(time.time()))
+                st.save(current.copy(password="", password_expiry_utc=expired))
+        return
+    st.remove(record)

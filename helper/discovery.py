@@ -1,0 +1,173 @@
+"""Authorization server metadata: OpenID Connect Discovery 1.0 and RFC 8414,
+validated against the issuer asked for and cached on disk for a day.
+"""
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import tempfile
+import time
+import urllib.parse
+from typing import Any
+
+import requests
+
+from helper import http
+from helper.errors import ConfigError
+
+__all__ = ["CACHE_LIFETIME", "cache_dir", "discover"]
+
+log = logging.getLogger(__name__)
+
+CACHE_LIFETIME = 24 * 3600
+_ENDPOINTS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "device_authorization_endpoint",
+)
+
+
+class _NotHere(Exception):
+    """This well-known URL has no usable document; try the next one."""
+
+
+def cache_dir() -> pathlib.Path:
+    """Where discovery documents are cached (honours XDG_CACHE_HOME)."""
+    import platformdirs
+
+    return pathlib.Path(platformdirs.user_cache_dir("oauth-helper")) / "discovery"
+
+
+def discover(issuer: str) -> dict[str, Any]:
+    """The metadata document of *issuer*, from the cache or the network."""
+    http.require_secure(issuer, "issuer")
+    cached = _read_cache(issuer)
+    if cached is not None:
+        return cached
+
+    document = _fetch_first(issuer)
+    _write_cache(issuer, document)
+    return document
+
+
+def well_known_urls(issuer: str) -> list[str]:
+    """Candidate metadata URLs for *issuer*, in the order they are tried."""
+    base = issuer.rstrip("/")
+    parts = urllib.parse.urlsplit(base)
+    # OpenID Discovery §4 appends to the issuer; RFC 8414 §3.1 inserts the
+    # well-known segment between host and path. Providers differ, so try both.
+    inserted = urllib.parse.urlunsplit(
+        (
+            parts.scheme,
+            parts.netloc,
+            "/.well-known/oauth-authorization-server" + parts.path,
+            "",
+            "",
+        )
+    )
+    urls = [
+        f"{base}/.well-known/openid-configuration",
+        inserted,
+        f"{base}/.well-known/oauth-authorization-server",
+    ]
+    return list(dict.fromkeys(urls))
+
+
+def _fetch_first(issuer: str) -> dict[str, Any]:
+    urls = well_known_urls(issuer)
+    reasons = []
+    with http.session() as session:
+        for url in urls:
+            try:
+                return _fetch(session, issuer, url)
+            except _NotHere as exc:
+                reasons.append(f"{url}: {exc}")
+
+    raise ConfigError(
+        f"no OAuth metadata for {issuer} ({'; '.join(reasons)}); "
+        "set auth_url and token_url instead"
+    )
+
+
+def _fetch(session: requests.Session, issuer: str, url: str) -> dict[str, Any]:
+    try:
+        response = session.get(url, headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        # Unreachable host: the other well-known URLs would fail the same way.
+        raise ConfigError(
+            f"cannot fetch {url}: {type(exc).__name__}; check the network and issuer"
+        ) from None
+    if response.status_code != 200:
+        raise _NotHere(f"HTTP {response.status_code}")
+
+    try:
+        document = response.json()
+    except ValueError:
+        raise _NotHere("not JSON") from None
+    if not isinstance(document, dict):
+        raise _NotHere("not a JSON object")
+
+    _validate(issuer, url, document)
+    return document
+
+
+def _validate(issuer: str, url: str, document: dict[str, Any]) -> None:
+    # OpenID Discovery §4.3, RFC 8414 §3.3: the issuer must match exactly, or
+    # an attacker's document could send our tokens to its own endpoints.
+    if document.get("issuer") != issuer:
+        raise ConfigError(
+            f"{url} names issuer {str(document.get('issuer'))[:100]!r}, "
+            f"expected {issuer!r}"
+        )
+
+    for key in _ENDPOINTS:
+        value = document.get(key)
+        if value is not None:
+            http.require_secure(str(value), f"{key} in {url}")
+
+
+def _cache_path(issuer: str) -> pathlib.Path:
+    digest = hashlib.sha256(issuer.encode()).hexdigest()[:32]
+    return cache_dir() / f"{digest}.json"
+
+
+def _read_cache(issuer: str) -> dict[str, Any] | None:
+    path = _cache_path(issuer)
+    try:
+        if time.time() - path.stat().st_mtime > CACHE_LIFETIME:
+            return None
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+    # A stale or tampered file is simply refetched.
+    if not isinstance(document, dict) or document.get("issuer") != issuer:
+        return None
+    return document
+
+
+def _write_cache(issuer: str, document: dict[str, Any]) -> None:
+    path = _cache_path(issuer)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        _replace(path, json.dumps(document).encode())
+    except OSError as exc:
+        # The cache only saves a round trip: never fail a login over it.
+        log.warning("cannot cache discovery document at %s: %s", path, exc)
+
+
+def _replace(path: pathlib.Path, data: bytes) -> None:
+    # mkstemp creates the file 0600; os.replace makes the swap atomic.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

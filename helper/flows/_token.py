@@ -1,0 +1,16 @@
+"""The step every flow ends with: a token endpoint's JSON becomes a Token."""
+
+from collections.abc import Mapping
+
+from helper.errors import FlowError
+from helper.tokens import Token
+
+__all__ = ["token_from"]
+
+
+def token_from(body: Mapping[str, object], host: str) -> Token:
+    """A Token from a successful token response (RFC 6749 §5.1)."""
+    if not isinstance(body.get("access_token"), str) or not body["access_token"]:
+        raise FlowError(f"{host} answered without an access_token")
+
+    return Token.from_response(body)

@@ -1,0 +1,134 @@
+"""The device authorization grant (RFC 8628) for machines with no usable
+browser: show a code, let the user approve it elsewhere, poll for the token.
+"""
+
+import logging
+import sys
+import time
+from typing import Any
+
+from helper import http
+from helper.errors import FlowError, TransientError
+from helper.flows._token import token_from
+from helper.providers import Provider
+from helper.tokens import Token
+
+__all__ = ["DEFAULT_INTERVAL", "SLOW_DOWN_STEP", "login_device"]
+
+log = logging.getLogger(__name__)
+
+# RFC 8628 §3.2: without "interval" the client waits 5 s between polls;
+# §3.5: "slow_down" adds 5 s. Module constants so tests can shrink them.
+DEFAULT_INTERVAL = 5.0
+SLOW_DOWN_STEP = 5.0
+_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def login_device(provider: Provider, *, timeout: float = 300) -> Token:
+    """Sign in with a user code entered on another device."""
+    http.require_secure(provider.device_auth_url, "device_auth_url")
+    http.require_secure(provider.token_url, "token_url")
+    grant = _authorize(provider)
+    _announce(provider, grant)
+    deadline = time.monotonic() + _lifetime(grant, timeout)
+    return _poll(provider, grant, deadline)
+
+
+def _authorize(provider: Provider) -> dict[str, Any]:
+    # RFC 8628 §3.1-3.2: the device authorization request and response.
+    data = _client_fields(provider)
+    if provider.scopes:
+        data["scope"] = provider.scope
+    grant = http.post_form(provider.device_auth_url, data)
+    # Some providers (Google) spell it verification_url.
+    grant.setdefault("verification_uri", grant.get("verification_url"))
+    for key in ("device_code", "user_code", "verification_uri"):
+        if not isinstance(grant.get(key), str) or not grant[key]:
+            host = http.host_of(provider.device_auth_url)
+            raise FlowError(f"{host} answered the device request without {key}")
+
+    return grant
+
+
+def _client_fields(provider: Provider) -> dict[str, str]:
+    data = {"client_id": provider.client_id}
+    if provider.client_secret:
+        data["client_secret"] = provider.client_secret
+    return data
+
+
+def _announce(provider: Provider, grant: dict[str, Any]) -> None:
+    host = http.host_of(provider.token_url)
+    print(
+        f"oauth-helper: to sign in to {host}, open {grant['verification_uri']} "
+        f"and enter the code {grant['user_code']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    complete = grant.get("verification_uri_complete")
+    if isinstance(complete, str) and complete:
+        print(f"oauth-helper: or open {complete}", file=sys.stderr, flush=True)
+
+
+def _lifetime(grant: dict[str, Any], timeout: float) -> float:
+    # The device code dies after expires_in (§3.2): polling longer is futile.
+    try:
+        return min(timeout, float(grant["expires_in"]))
+    except (KeyError, TypeError, ValueError):
+        return timeout
+
+
+def _interval(grant: dict[str, Any]) -> float:
+    try:
+        interval = float(grant["interval"])
+    except (KeyError, TypeError, ValueError):
+        return DEFAULT_INTERVAL
+    return interval if interval > 0 else DEFAULT_INTERVAL
+
+
+def _poll(provider: Provider, grant: dict[str, Any], deadline: float) -> Token:
+    data = {**_client_fields(provider), "grant_type": _GRANT_TYPE}
+    data["device_code"] = grant["device_code"]
+    interval = _interval(grant)
+    last: FlowError | None = None
+    while time.monotonic() + interval < deadline:
+        time.sleep(interval)
+        try:
+            body = http.post_form(provider.token_url, data)
+        except FlowError as exc:
+            interval = _next_interval(exc, interval)
+            last = exc
+            continue
+        return token_from(body, http.host_of(provider.token_url))
+
+    raise _timed_out(grant, last)
+
+
+def _next_interval(exc: FlowError, interval: float) -> float:
+    """The wait before the next poll, or re-raise a final answer (§3.5)."""
+    if isinstance(exc, TransientError):
+        # §3.5: back off exponentially on connection trouble.
+        return interval * 2
+    if exc.error == "authorization_pending":
+        return interval
+    if exc.error == "slow_down":
+        return interval + SLOW_DOWN_STEP
+    if exc.error == "expired_token":
+        raise FlowError(
+            "the device code expired before sign-in finished; run the command again",
+            exc.error,
+            exc.description,
+        ) from None
+    if exc.error == "access_denied":
+        raise FlowError("sign-in was denied", exc.error, exc.description) from None
+    raise exc
+
+
+def _timed_out(grant: dict[str, Any], last: FlowError | None) -> FlowError:
+    # A provider that stayed unreachable is a transient failure, not a timeout.
+    if isinstance(last, TransientError):
+        return last
+    return FlowError(
+        f"timed out waiting for sign-in at {grant['verification_uri']}; "
+        "run the command again"
+    )

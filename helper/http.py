@@ -1,0 +1,192 @@
+"""HTTP to OAuth servers: one session policy (TLS, timeouts, User-Agent) and the
+parsing of token endpoint answers into tokens or RFC 6749 §5.2 errors.
+"""
+
+import ipaddress
+import logging
+import os
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+import requests.adapters
+from requests.models import PreparedRequest, Response
+
+from helper.errors import ConfigError, FlowError, TransientError
+
+__all__ = [
+    "TIMEOUT",
+    "USER_AGENT",
+    "ca_bundle",
+    "host_of",
+    "is_loopback",
+    "parse_json",
+    "post_form",
+    "require_secure",
+    "session",
+]
+
+log = logging.getLogger(__name__)
+
+# (connect, read) seconds: no request may wait forever on a silent server.
+TIMEOUT = (5.0, 30.0)
+_DESCRIPTION_LIMIT = 200
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("oauth-helper")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+USER_AGENT = f"oauth-helper/{_version()}"
+
+
+def ca_bundle() -> str:
+    """The CA file to trust: REQUESTS_CA_BUNDLE, else SSL_CERT_FILE, else certifi."""
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        path = os.environ.get(name, "")
+        if path:
+            return path
+
+    return requests.certs.where()
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """Forces a timeout and certificate checks on every request it sends."""
+
+    def __init__(self, verify: str) -> None:
+        super().__init__()
+        self._verify = verify
+
+    def send(
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> Response:
+        # requests merges REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE over Session.verify
+        # and accepts verify=False from any caller: decide here, once.
+        return super().send(
+            request, stream, timeout or TIMEOUT, self._verify, cert, proxies
+        )
+
+
+def _no_netrc(request: PreparedRequest) -> PreparedRequest:
+    return request
+
+
+def configure(http: requests.Session) -> requests.Session:
+    """Apply the policy to *http* (also used on requests-oauthlib's session)."""
+    bundle = ca_bundle()
+    http.verify = bundle
+    for prefix in ("https://", "http://"):
+        http.mount(prefix, _Adapter(bundle))
+    http.headers["User-Agent"] = USER_AGENT
+    # A git user's ~/.netrc often has the forge host: requests would add it
+    # as Basic auth to token requests that must carry no user password.
+    http.auth = _no_netrc
+    return http
+
+
+def session() -> requests.Session:
+    """A session with certificate checks, a default timeout and our User-Agent."""
+    return configure(requests.Session())
+
+
+def host_of(url: str) -> str:
+    """The host (and port, if any) of *url*, for messages."""
+    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2] or url
+
+
+def is_loopback(host: str) -> bool:
+    """Whether *host* names this machine: localhost, 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_secure(url: str, what: str) -> None:
+    """Raise ConfigError unless *url* is https, or http to a loopback host."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and is_loopback(parts.hostname or ""):
+        return
+
+    raise ConfigError(f"{what} must be an https URL, got {_shown(url)!r}")
+
+
+def _shown(url: str) -> str:
+    # Only scheme, host and path: a misconfigured URL may carry userinfo.
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{host_of(url)}{parts.path}" if parts.scheme else url
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())[:_DESCRIPTION_LIMIT]
+
+
+def parse_json(response: Response) -> dict[str, Any]:
+    """The JSON object of a token-endpoint style answer, or the matching error."""
+    host = host_of(response.url)
+    if response.status_code >= 500 or response.status_code == 429:
+        raise TransientError(
+            f"{host} answered HTTP {response.status_code}; retry later"
+        )
+
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise TransientError(
+            f"{host} answered HTTP {response.status_code} without a JSON object"
+        )
+
+    _raise_for_error(host, response.status_code, body)
+    return body
+
+
+def _raise_for_error(host: str, status: int, body: Mapping[str, Any]) -> None:
+    # RFC 6749 §5.2: an error body has "error" and optional "error_description".
+    error = _one_line(body.get("error") or "")
+    if not error and status < 400:
+        return
+
+    description = _one_line(body.get("error_description") or "")
+    detail = f"{error or f'HTTP {status}'}" + (
+        f": {description}" if description else ""
+    )
+    raise FlowError(f"{host} refused the request: {detail}", error, description)
+
+
+def post_form(
+    url: str, data: Mapping[str, str], *, auth: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """POST a form to an OAuth endpoint and return its JSON answer."""
+    require_secure(url, "OAuth endpoint")
+    headers = {"Accept": "application/json"}
+    try:
+        with session() as http:
+            response = http.post(url, data=dict(data), auth=auth, headers=headers)
+    except requests.RequestException as exc:
+        # The exception text may quote the URL; name the host and kind only.
+        raise TransientError(
+            f"cannot reach {host_of(url)}: {type(exc).__name__}; check the network"
+        ) from None
+
+    log.debug("POST %s -> HTTP %s", _shown(url), response.status_code)
+    return parse_json(response)

@@ -1,0 +1,147 @@
+"""Getting a fresh token: refresh when we can, sign in when we must.
+
+All of it runs under the per-key lock, so however many git processes miss at
+once, one refreshes (or signs in) and the others read its result. A rotated
+refresh token is saved before the access token is handed out (the old one is
+already dead at the provider).
+"""
+
+import logging
+import time
+
+from helper.errors import ConfigError, FlowError, TransientError
+from helper.protocol import Credential
+from helper.providers import Provider
+from helper.store import Record, Store
+from helper.tokens import Token
+
+__all__ = ["complete_endpoints", "obtain"]
+
+log = logging.getLogger(__name__)
+
+
+def obtain(
+    cred: Credential, provider: Provider, st: Store, interactive: bool
+) -> Record | None:
+    """A fresh record for *cred*: refreshed, or from a new login, or None."""
+    from helper.actions import target_record
+
+    target = target_record(cred, provider)
+    with st.lock(target):
+        current = st.reload(target)
+        if current is not None and current.is_fresh(provider.expiry_margin):
+            return current
+
+        if current is not None and current.oauth_refresh_token:
+            refreshed = _refresh(provider, st, current)
+            if refreshed is not None:
+                return refreshed
+        if not interactive:
+            return None
+        return _login(cred, provider, st, target)
+
+
+def _refresh(provider: Provider, st: Store, current: Record) -> Record | None:
+    from helper.flows.refresh import refresh
+
+    complete_endpoints(provider)
+    try:
+        token = refresh(provider, current.oauth_refresh_token)
+    except TransientError:
+        return _still_valid(current)
+    except FlowError as exc:
+        log.info("the provider refused the refresh token (%s)", exc.error or exc)
+        return _after_refusal(st, current)
+    return _save(st, current, token)
+
+
+def _still_valid(current: Record) -> Record | None:
+    # The provider is unreachable: the refresh token stays; an access token
+    # that has not really expired is still worth handing out.
+    expiry = current.expiry()
+    if current.password and (expiry is None or expiry > time.time() + 1):
+        log.warning("could not refresh the token; using it for its last seconds")
+        return current.copy(password_expiry_utc=str(expiry) if expiry else "")
+    raise TransientError(
+        f"cannot reach the token endpoint for {current.host} to refresh; "
+        "the stored refresh token is kept, try again later"
+    )
+
+
+def _after_refusal(st: Store, current: Record) -> Record | None:
+    # Re-read once: a helper outside our lock (another key, another machine
+    # sharing the folder) may have rotated the token in between.
+    again = st.reload(current)
+    rotated = again is not None and (
+        again.oauth_refresh_token != current.oauth_refresh_token
+    )
+    if rotated and again is not None and again.is_fresh(0):
+        return again
+    st.save(current.copy(password="", oauth_refresh_token="", password_expiry_utc=""))
+    return None
+
+
+def _login(cred: Credential, provider: Provider, st: Store, target: Record) -> Record:
+    complete_endpoints(provider)
+    token = _run_flow(cred, provider)
+    return _save(st, target, token)
+
+
+def _run_flow(cred: Credential, provider: Provider) -> Token:
+    flow = choose_flow(provider)
+    log.info("signing in to %s with the %s flow", cred.host, flow)
+    if flow == "device":
+        from helper.flows.device import login_device
+
+        return login_device(provider)
+    from helper.flows.pkce import login_browser
+
+    return login_browser(provider, login_hint=cred.username)
+
+
+def choose_flow(provider: Provider) -> str:
+    """``browser`` or ``device``, resolving ``auto`` for this machine."""
+    if provider.flow != "auto":
+        return provider.flow
+    from helper.browser import can_open_browser
+
+    if can_open_browser() or not provider.device_auth_url:
+        return "browser"
+    return "device"
+
+
+def _save(st: Store, base: Record, token: Token) -> Record:
+    if not token.access_token:
+        raise FlowError("the token endpoint answered without an access_token")
+    record = base.copy(
+        password=token.access_token,
+        oauth_refresh_token=token.refresh_token or base.oauth_refresh_token,
+        password_expiry_utc=str(token.expires_at) if token.expires_at else "",
+        origin="login",
+    )
+    st.save(record)
+    return record
+
+
+def complete_endpoints(provider: Provider) -> None:
+    """Fill missing endpoints from the issuer's discovery document."""
+    needs = not provider.token_url or not provider.auth_url
+    if provider.issuer and needs:
+        from helper.discovery import discover
+
+        document = discover(provider.issuer)
+        _fill(provider, "auth_url", document.get("authorization_endpoint"))
+        _fill(provider, "token_url", document.get("token_endpoint"))
+        _fill(
+            provider, "device_auth_url", document.get("device_authorization_endpoint")
+        )
+    if not provider.token_url:
+        raise ConfigError(
+            f"no token endpoint for {provider.name or 'this host'}: "
+            "set oauthIssuer, or oauthAuthURL and oauthTokenURL"
+        )
+
+
+def _fill(provider: Provider, key: str, value: object) -> None:
+    if value and not getattr(provider, key):
+        provider.set(key, str(value), "discovery")

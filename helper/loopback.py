@@ -1,0 +1,159 @@
+"""The loopback redirect listener of a native app (RFC 8252 §7.3): it receives
+the browser's redirect carrying the authorization response.
+"""
+
+import hmac
+import html
+import http.server
+import logging
+import queue
+import socket
+import threading
+import urllib.parse
+from typing import Any
+
+from helper import http as _http
+from helper.errors import ConfigError, FlowError
+
+__all__ = ["Listener"]
+
+log = logging.getLogger(__name__)
+
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>oauth-helper</title></head>
+<body><p>{message}</p><p>You can close this tab.</p></body></html>
+"""
+# An idle browser connection (a speculative preconnect) must not hold a
+# handler thread for long.
+_SOCKET_TIMEOUT = 10.0
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def __init__(self, address: tuple[str, int], listener: "Listener") -> None:
+        self.listener = listener
+        super().__init__(address, _Handler)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+    timeout = _SOCKET_TIMEOUT
+
+    def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+        status, message = self.server.listener.offer(self.path)
+        body = _PAGE.format(message=html.escape(message)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        # The page URL holds the code: never pass it on as a Referer.
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        # The default writes the request line, code included, to stderr.
+        log.debug("loopback: %s", self.command)
+
+
+class Listener:
+    """Listens on loopback for one redirect carrying the expected ``state``."""
+
+    def __init__(self, state: str, redirect_url: str = "") -> None:
+        self._state = state
+        self._results: queue.Queue[dict[str, str]] = queue.Queue(maxsize=1)
+        host, port, self.path = _parse_redirect(redirect_url)
+        self._server = _bind(host, port, self)
+        self.redirect_uri = _uri(host, self._server.server_address[1], self.path)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="oauth-loopback", daemon=True
+        )
+        self._thread.start()
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening; safe to call twice."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    def wait(self, timeout: float) -> dict[str, str]:
+        """The query parameters of the redirect, or FlowError after *timeout* s."""
+        try:
+            return self._results.get(timeout=timeout)
+        except queue.Empty:
+            raise FlowError(
+                f"timed out after {timeout:g} s waiting for the browser to "
+                f"return to {self.redirect_uri}; run the command again"
+            ) from None
+
+    def offer(self, target: str) -> tuple[int, str]:
+        """Judge one request (called on the server thread): HTTP status, message."""
+        parts = urllib.parse.urlsplit(target)
+        if parts.path != self.path:
+            return 404, "Not found."
+        params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        if not hmac.compare_digest(params.get("state", ""), self._state):
+            return 400, "This sign-in link is stale or was not started here."
+        if "code" not in params and "error" not in params:
+            return 400, "The sign-in response is incomplete."
+
+        return self._accept(params)
+
+    def _accept(self, params: dict[str, str]) -> tuple[int, str]:
+        try:
+            self._results.put_nowait(params)
+        except queue.Full:
+            return 400, "This sign-in response was already received."
+        if "error" in params:
+            return 200, f"Sign-in failed: {params['error'][:100]}."
+        return 200, "Signed in to oauth-helper."
+
+
+def _parse_redirect(redirect_url: str) -> tuple[str, int, str]:
+    # No configured URL: 127.0.0.1 on a port the OS picks (RFC 8252 §7.3
+    # recommends the literal IP over "localhost", §8.3).
+    if not redirect_url:
+        return "127.0.0.1", 0, "/"
+
+    parts = urllib.parse.urlsplit(redirect_url)
+    if parts.scheme != "http" or not _http.is_loopback(parts.hostname or ""):
+        raise ConfigError(
+            f"redirect_url must be http on a loopback host, got {redirect_url!r}"
+        )
+    try:
+        port = parts.port or 0
+    except ValueError:
+        raise ConfigError(f"redirect_url has a bad port: {redirect_url!r}") from None
+    return parts.hostname or "127.0.0.1", port, parts.path or "/"
+
+
+def _bind(host: str, port: int, listener: Listener) -> _Server:
+    # Bind before the authorization URL exists, so it names a port we hold.
+    # "localhost" binds 127.0.0.1: never a wildcard address.
+    ipv6 = host.strip("[]") == "::1"
+    server_class = _Server6 if ipv6 else _Server
+    address = "::1" if ipv6 else ("127.0.0.1" if host == "localhost" else host)
+    try:
+        return server_class((address, port), listener)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host} port {port} for the redirect: {exc.strerror}"
+        ) from None
+
+
+def _uri(host: str, port: int, path: str) -> str:
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    return f"http://{shown}:{port}{path}"

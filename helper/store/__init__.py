@@ -1,0 +1,218 @@
+"""The store: where credentials and tokens are kept between runs.
+
+Layout under the state folder (0700): ``records/<host hash>/<key hash>`` holds
+one record each (0600); ``locks/<key hash>.lock`` are the per-key locks. Hashed
+names keep hosts and usernames out of paths. A record is plain text in the
+``file`` store, or sealed with a key held in the OS keyring (``keyring``).
+"""
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+from helper.errors import StoreError
+from helper.store import files
+from helper.store.records import Record, host_hash, parse_record
+
+__all__ = ["Record", "Store"]
+
+log = logging.getLogger(__name__)
+
+KINDS = ("auto", "keyring", "file")
+# After the keyring failed once, "auto" writes plain files for this long
+# instead of probing (and warning) on every refresh.
+_PROBE_BACKOFF = 24 * 3600
+
+
+class Store:
+    """Find, save and remove records; lock a key across processes."""
+
+    def __init__(self, root: str | None = None, kind: str | None = None) -> None:
+        self.root = root or files.state_dir()
+        self.kind = (kind or os.environ.get("OAUTH_HELPER_STORE") or "auto").lower()
+        if self.kind not in KINDS:
+            raise StoreError(
+                f"OAUTH_HELPER_STORE must be one of {', '.join(KINDS)}, "
+                f"not {self.kind!r}"
+            )
+        self._warned: set[str] = set()
+
+    def _host_dir(self, protocol: str, host: str) -> str:
+        return os.path.join(self.root, "records", host_hash(protocol, host))
+
+    def _path(self, record: Record) -> str:
+        return os.path.join(
+            self._host_dir(record.protocol, record.host), record.key_hash
+        )
+
+    def candidates(self, protocol: str, host: str) -> Iterator[Record]:
+        """Every readable record for one protocol and host, secrets not loaded."""
+        folder = self._host_dir(protocol, host)
+        try:
+            names = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot list {folder}: {exc.strerror}") from None
+        files.ensure_private_dir(self.root)
+        for name in names:
+            if not name.startswith("."):
+                record = self._read(os.path.join(folder, name))
+                if record is not None:
+                    yield record
+
+    def _read(self, path: str) -> Record | None:
+        text = files.read_text(path)
+        if text is None:
+            return None
+        try:
+            return parse_record(text)
+        except StoreError:
+            self._quarantine(path)
+            return None
+
+    def _quarantine(self, path: str) -> None:
+        # Reported once: the broken file is moved aside (kept for a look), so
+        # the next run no longer sees it and a new login replaces it.
+        log.warning("ignoring an unreadable stored record; it will be replaced")
+        try:
+            os.replace(path, os.path.join(os.path.dirname(path), ".corrupt"))
+        except OSError as exc:
+            log.debug("could not move the record aside: %s", exc.strerror)
+
+    def reload(self, record: Record) -> Record | None:
+        """Read *record*'s key again from disk, secrets loaded (None if gone)."""
+        current = self._read(self._path(record))
+        return None if current is None else self.load_secrets(current)
+
+    def load_secrets(self, record: Record) -> Record | None:
+        """The record with its secrets; None when its keyring key is unusable."""
+        if not record.sealed:
+            return record
+        from helper.store import sealing
+
+        try:
+            text = sealing.unseal(record.key_hash, record.sealed).decode("utf-8")
+        except StoreError as exc:
+            self._warn_once(f"cannot unlock a stored token ({exc}); signing in again")
+            return None
+        secrets = dict(line.partition("=")[::2] for line in text.splitlines())
+        return record.copy(**secrets)
+
+    def save(self, record: Record) -> None:
+        """Write *record* atomically, sealed in the keyring when that store is used."""
+        record = record.copy(host=record.host.lower(), updated=str(int(time.time())))
+        folder = self._host_dir(record.protocol, record.host)
+        files.ensure_private_dir(self.root)
+        files.ensure_private_dir(os.path.join(self.root, "records"))
+        files.ensure_private_dir(folder)
+        sealed = self._seal(record)
+        record.kind = "keyring" if sealed else "file"
+        files.write_atomic(self._path(record), record.to_text(sealed))
+
+    def _seal(self, record: Record) -> str:
+        if self.kind == "file" or (self.kind == "auto" and self._keyring_failed()):
+            return ""
+        from helper.store import sealing
+
+        try:
+            return sealing.seal(record.key_hash, record.secrets_text().encode())
+        except StoreError as exc:
+            if self.kind == "keyring":
+                raise
+            self._remember_keyring_failure(exc)
+            return ""
+
+    def _marker(self) -> str:
+        return os.path.join(self.root, "keyring-unavailable")
+
+    def _keyring_failed(self) -> bool:
+        try:
+            return time.time() - os.stat(self._marker()).st_mtime < _PROBE_BACKOFF
+        except FileNotFoundError:
+            return False
+
+    def _remember_keyring_failure(self, exc: StoreError) -> None:
+        self._warn_once(
+            f"no usable keyring ({exc}); keeping tokens in owner-only files "
+            f"under {self.root} (set OAUTH_HELPER_STORE=file to silence this)"
+        )
+        files.write_atomic(self._marker(), f"{exc}\n")
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
+    def remove(self, record: Record) -> bool:
+        """Delete *record* (and its keyring key); True when it existed."""
+        existed = files.remove(self._path(record))
+        if record.kind == "keyring":
+            from helper.store import sealing
+
+            try:
+                sealing.forget(record.key_hash)
+            except StoreError as exc:
+                log.warning("could not delete a keyring key: %s", exc)
+        return existed
+
+    def lock(self, record: Record, timeout: float | None = None) -> "KeyLock":
+        """A cross-process lock for *record*'s key (a lock file of its own)."""
+        folder = os.path.join(self.root, "locks")
+        files.ensure_private_dir(self.root)
+        files.ensure_private_dir(folder)
+        path = os.path.join(folder, f"{record.key_hash}.lock")
+        return KeyLock(path, record.host, timeout)
+
+    def all_records(self) -> Iterator[Record]:
+        """Every record in the store, secrets not loaded (for status and logout)."""
+        top = os.path.join(self.root, "records")
+        try:
+            hosts = sorted(os.listdir(top))
+        except FileNotFoundError:
+            return
+        for host in hosts:
+            folder = os.path.join(top, host)
+            for name in sorted(os.listdir(folder)):
+                if not name.startswith("."):
+                    record = self._read(os.path.join(folder, name))
+                    if record is not None:
+                        yield record
+
+
+class KeyLock:
+    """Context manager around :class:`filelock.FileLock`, with our own error."""
+
+    def __init__(self, path: str, host: str, timeout: float | None) -> None:
+        default = float(os.environ.get("OAUTH_HELPER_LOCK_TIMEOUT", "120"))
+        self.path = path
+        self.host = host
+        self.timeout = default if timeout is None else timeout
+        self._lock: object = None
+
+    def __enter__(self) -> "KeyLock":
+        # filelock uses flock(2) on POSIX: the kernel drops a dead process's
+        # lock, so a crashed helper never blocks the next one.
+        import filelock
+
+        lock = filelock.FileLock(self.path, timeout=self.timeout, mode=0o600)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise self._timeout_error() from None
+        self._lock = lock
+        return self
+
+    def _timeout_error(self) -> StoreError:
+        from helper.errors import LockTimeoutError
+
+        return LockTimeoutError(
+            f"another oauth-helper process has been working on {self.host} for "
+            f"over {self.timeout:g} s; wait for it to finish, then try again"
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        release = getattr(self._lock, "release", None)
+        if release is not None:
+            release()

@@ -1,0 +1,114 @@
+"""Owner-only folders and atomic file writes for the store.
+
+Every write goes to a temporary file in the same folder, is flushed to disk,
+and replaces the old file with one rename, so a reader (or a process killed
+mid-write) sees the old record or the new one, never a torn one.
+"""
+
+import contextlib
+import os
+import stat
+import sys
+
+from helper.errors import StoreError
+
+__all__ = ["ensure_private_dir", "read_text", "remove", "state_dir", "write_atomic"]
+
+_POSIX = sys.platform != "win32"
+
+
+def state_dir() -> str:
+    """The per-user folder for tokens and locks (``OAUTH_HELPER_HOME`` wins)."""
+    override = os.environ.get("OAUTH_HELPER_HOME")
+    if override:
+        return override
+    if sys.platform in ("win32", "darwin"):
+        import platformdirs
+
+        return platformdirs.user_state_dir("oauth-helper", appauthor=False)
+    # The XDG Base Directory rule, spelled out because importing platformdirs
+    # costs more start-up time than a whole cache hit.
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(base, "oauth-helper")
+
+
+def ensure_private_dir(path: str) -> None:
+    """Create *path* as 0700 if missing; refuse one that others can write."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.stat(path)
+    except OSError as exc:
+        raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+    if _POSIX:
+        _check_private(path, info)
+
+
+def _check_private(path: str, info: os.stat_result) -> None:
+    if info.st_uid != os.getuid():
+        raise StoreError(
+            f"{path} belongs to another user; remove it or set OAUTH_HELPER_HOME"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH | stat.S_IRWXO):
+        raise StoreError(
+            f"{path} is open to other users; fix it with: chmod 700 '{path}'"
+        )
+
+
+def read_text(path: str) -> str | None:
+    """The file's text, or None when it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from None
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write *text* to *path* as 0600: temp file, fsync, rename, fsync folder."""
+    folder = os.path.dirname(path)
+    temp = os.path.join(folder, f".tmp-{os.urandom(8).hex()}")
+    try:
+        _write_new(temp, text.encode("utf-8"))
+        os.replace(temp, path)
+    except OSError as exc:
+        _discard(temp)
+        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+    _sync_dir(folder)
+
+
+def _write_new(path: str, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _sync_dir(folder: str) -> None:
+    # The rename is durable only once the folder itself is flushed (POSIX).
+    if not _POSIX:
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _discard(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def remove(path: str) -> bool:
+    """Delete *path*; True when it existed."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot remove {path}: {exc.strerror}") from None
+    return True

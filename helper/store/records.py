@@ -1,0 +1,111 @@
+"""The record: one stored credential, its key, and its on-disk text form.
+
+Records are written in git's own ``key=value`` line format, so a record never
+needs a JSON parser on the cache-hit path, and every value is checked for CR,
+LF and NUL on the way out exactly like a protocol answer.
+"""
+
+import hashlib
+import time
+
+from helper.errors import StoreError
+from helper.protocol import format_answer
+
+__all__ = ["KEY_FIELDS", "SECRET_FIELDS", "Record", "host_hash", "parse_record"]
+
+MAGIC = "oauth-helper-record"
+VERSION = "1"
+# The key: a record is found again only for the same values of all of these.
+KEY_FIELDS = ("protocol", "host", "path", "username", "client_id", "scope")
+SECRET_FIELDS = ("password", "oauth_refresh_token", "credential")
+META_FIELDS = ("password_expiry_utc", "authtype", "origin", "kind", "updated")
+FIELDS = KEY_FIELDS + META_FIELDS + SECRET_FIELDS
+
+
+class Record:
+    """A stored credential; ``origin`` is ``login`` (we obtained it) or ``store``."""
+
+    protocol: str
+    host: str
+    path: str
+    username: str
+    client_id: str
+    scope: str
+    password_expiry_utc: str
+    authtype: str
+    origin: str
+    kind: str
+    updated: str
+    password: str
+    oauth_refresh_token: str
+    credential: str
+
+    def __init__(self, **values: str) -> None:
+        for field in FIELDS:
+            setattr(self, field, values.pop(field, ""))
+        # The secrets' keyring-sealed form, when they are not stored in clear.
+        self.sealed = values.pop("sealed", "")
+        if values:
+            raise TypeError(f"unknown record fields: {sorted(values)}")
+
+    def __repr__(self) -> str:
+        shown = {f: getattr(self, f) for f in KEY_FIELDS + META_FIELDS}
+        return f"Record({shown!r})"
+
+    @property
+    def key_hash(self) -> str:
+        """Hash of the key fields: the record's file name, never the key itself."""
+        joined = "\0".join(getattr(self, f) for f in KEY_FIELDS)
+        return hashlib.sha256(joined.encode()).hexdigest()[:40]
+
+    def expiry(self) -> int | None:
+        """Expiry as a Unix time, or None when the credential does not expire."""
+        return int(self.password_expiry_utc) if self.password_expiry_utc else None
+
+    def is_fresh(self, margin: int, now: float | None = None) -> bool:
+        """True when there is a password and it outlives *margin* seconds."""
+        expiry = self.expiry()
+        now = time.time() if now is None else now
+        return bool(self.password) and (expiry is None or expiry - margin > now)
+
+    def secrets_text(self) -> str:
+        """The secret fields alone, in record line format."""
+        return format_answer(_pairs(self, SECRET_FIELDS))
+
+    def to_text(self, sealed: str = "") -> str:
+        """The whole record; with *sealed*, secrets are replaced by that blob."""
+        head = format_answer([(MAGIC, VERSION)])
+        fields = KEY_FIELDS + META_FIELDS
+        body = _pairs(self, fields if sealed else FIELDS)
+        tail = [("sealed", sealed)] if sealed else []
+        return head + format_answer(body + tail)
+
+    def copy(self, **changes: str) -> "Record":
+        """A copy with *changes* applied."""
+        values = {f: getattr(self, f) for f in FIELDS}
+        values.update(changes)
+        return Record(**values)
+
+
+def _pairs(record: Record, fields: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(f, getattr(record, f)) for f in fields if getattr(record, f)]
+
+
+def parse_record(text: str) -> Record:
+    """Parse a record's text (secrets stay sealed when they were)."""
+    lines = text.split("\n")
+    if not lines or lines[0] != f"{MAGIC}={VERSION}" or lines[-1] != "":
+        raise StoreError("record is not in the expected format")
+
+    values: dict[str, str] = {}
+    for line in lines[1:-1]:
+        key, sep, value = line.partition("=")
+        if not sep or (key not in FIELDS and key != "sealed"):
+            raise StoreError("record has an unexpected line")
+        values[key] = value
+    return Record(**values)
+
+
+def host_hash(protocol: str, host: str) -> str:
+    """Name of the folder holding every record for one protocol and host."""
+    return hashlib.sha256(f"{protocol}://{host.lower()}".encode()).hexdigest()[:40]
