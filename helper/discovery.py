@@ -59,18 +59,10 @@ def well_known_urls(issuer: str) -> list[str]:
     parts = urllib.parse.urlsplit(base)
     # OpenID Discovery §4 appends to the issuer; RFC 8414 §3.1 inserts the
     # well-known segment between host and path. Providers differ, so try both.
-    inserted = urllib.parse.urlunsplit(
-        (
-            parts.scheme,
-            parts.netloc,
-            "/.well-known/oauth-authorization-server" + parts.path,
-            "",
-            "",
-        )
-    )
+    origin = f"{parts.scheme}://{parts.netloc}"
     urls = [
         f"{base}/.well-known/openid-configuration",
-        inserted,
+        f"{origin}/.well-known/oauth-authorization-server{parts.path}",
         f"{base}/.well-known/oauth-authorization-server",
     ]
     return list(dict.fromkeys(urls))

@@ -9,6 +9,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+import certifi
 import requests
 import requests.adapters
 from requests.models import PreparedRequest, Response
@@ -53,7 +54,7 @@ def ca_bundle() -> str:
         if path:
             return path
 
-    return requests.certs.where()
+    return certifi.where()
 
 
 class _Adapter(requests.adapters.HTTPAdapter):

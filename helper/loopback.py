@@ -45,7 +45,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
     timeout = _SOCKET_TIMEOUT
 
-    def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+    def do_GET(self) -> None:
         status, message = self.server.listener.offer(self.path)
         body = _PAGE.format(message=html.escape(message)).encode()
         self.send_response(status)
@@ -57,7 +57,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         # The default writes the request line, code included, to stderr.
         log.debug("loopback: %s", self.command)
 
