@@ -1,0 +1,181 @@
+"""Authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636 S256) through
+the system browser and a loopback redirect (RFC 8252).
+"""
+
+import contextlib
+import logging
+import os
+import secrets
+import sys
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from oauthlib.oauth2 import OAuth2Error
+from requests_oauthlib import OAuth2Session
+
+from helper import http
+from helper.browser import open_url
+from helper.errors import FlowError, TransientError
+from helper.flows._token import token_from
+from helper.loopback import Listener
+from helper.providers import Provider
+from helper.tokens import Token
+
+__all__ = ["login_browser"]
+
+log = logging.getLogger(__name__)
+
+# oauthlib and requests-oauthlib log codes, verifiers and tokens at DEBUG:
+# hold them at WARNING even when the helper's own debug logging is on.
+for _name in ("oauthlib", "requests_oauthlib"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+# Parameters the flow itself sets; auth_params must not override them.
+_RESERVED = frozenset(
+    {
+        "client_id",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+    }
+)
+
+
+def login_browser(
+    provider: Provider, *, timeout: float = 300, login_hint: str = ""
+) -> Token:
+    """Sign in through the browser; the token, or FlowError."""
+    http.require_secure(provider.auth_url, "auth_url")
+    http.require_secure(provider.token_url, "token_url")
+    # RFC 6749 §10.12: an unguessable state ties the redirect to this run.
+    state = secrets.token_urlsafe(32)
+    with Listener(state, provider.redirect_url) as listener:
+        oauth = _session(provider, listener.redirect_uri)
+        url = _authorization_url(oauth, provider, state, login_hint)
+        _announce(provider, url)
+        open_url(url)
+        params = listener.wait(timeout)
+
+    return _exchange(oauth, provider, _code(provider, params))
+
+
+def _session(provider: Provider, redirect_uri: str) -> Any:
+    oauth = OAuth2Session(
+        provider.client_id,
+        redirect_uri=redirect_uri,
+        scope=list(provider.scopes) or None,
+        pkce="S256",
+    )
+    http.configure(oauth)
+    oauth.register_compliance_hook("access_token_response", _classify)
+    return oauth
+
+
+def _classify(response: requests.Response) -> requests.Response:
+    # Before oauthlib parses it: 5xx and non-JSON become TransientError, an
+    # RFC 6749 §5.2 error body a FlowError carrying its code.
+    http.parse_json(response)
+    return response
+
+
+def _authorization_url(
+    oauth: Any, provider: Provider, state: str, login_hint: str
+) -> str:
+    extra = {k: v for k, v in provider.auth_params.items() if k not in _RESERVED}
+    if login_hint:
+        extra["login_hint"] = login_hint
+    with _oauthlib_env(provider.auth_url):
+        url, _ = oauth.authorization_url(provider.auth_url, state=state, **extra)
+    return str(url)
+
+
+def _announce(provider: Provider, url: str) -> None:
+    # Always printed: the browser may not open, or may open somewhere unseen.
+    # The URL carries the code challenge and state, never a secret.
+    host = http.host_of(provider.auth_url)
+    print(
+        f"oauth-helper: open this URL to sign in to {host}: {url}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _code(provider: Provider, params: dict[str, str]) -> str:
+    """The authorization code from the redirect, after RFC 9207 checks."""
+    host = http.host_of(provider.auth_url)
+    # RFC 9207 §2.4: a different iss means a mix-up attack; check it first.
+    iss = params.get("iss")
+    if iss is not None and provider.issuer and iss != provider.issuer:
+        raise FlowError(
+            f"the redirect came from issuer {iss[:100]!r}, expected "
+            f"{provider.issuer!r}; sign-in aborted",
+            "invalid_request",
+        )
+    if "error" in params:
+        raise _authorization_error(host, params)
+
+    return params["code"]
+
+
+def _authorization_error(host: str, params: dict[str, str]) -> FlowError:
+    # RFC 6749 §4.1.2.1; access_denied is usually the user clicking "cancel".
+    error = " ".join(params["error"].split())[:100]
+    description = " ".join(params.get("error_description", "").split())[:200]
+    detail = f"{error}: {description}" if description else error
+    return FlowError(f"sign-in to {host} failed: {detail}", error, description)
+
+
+def _exchange(oauth: Any, provider: Provider, code: str) -> Token:
+    """Trade the code and verifier for a token (RFC 6749 §4.1.3, RFC 7636 §4.5)."""
+    host = http.host_of(provider.token_url)
+    try:
+        with _oauthlib_env(provider.token_url):
+            body = oauth.fetch_token(
+                provider.token_url,
+                code=code,
+                include_client_id=True,
+                client_secret=provider.client_secret or None,
+            )
+    except requests.RequestException as exc:
+        raise TransientError(
+            f"cannot reach {host}: {type(exc).__name__}; check the network"
+        ) from None
+    except OAuth2Error as exc:
+        raise _oauthlib_error(host, exc) from None
+    return token_from(dict(body), host)
+
+
+def _oauthlib_error(host: str, exc: Any) -> FlowError:
+    error = str(getattr(exc, "error", "") or "")
+    description = " ".join(str(getattr(exc, "description", "") or "").split())
+    return FlowError(
+        f"{host} refused the code: {error}: {description[:200]}", error, description
+    )
+
+
+@contextlib.contextmanager
+def _oauthlib_env(url: str) -> Iterator[None]:
+    """oauthlib reads two switches from the environment; set them narrowly.
+
+    OAUTHLIB_INSECURE_TRANSPORT only for an http URL, which require_secure
+    has limited to loopback. OAUTHLIB_RELAX_TOKEN_SCOPE because RFC 6749 §3.3
+    lets a server grant another scope, where oauthlib would raise instead.
+    """
+    wanted = {"OAUTHLIB_RELAX_TOKEN_SCOPE": "1"}
+    if urllib.parse.urlsplit(url).scheme == "http":
+        wanted["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
