@@ -6,9 +6,9 @@ module and loads nothing heavy; refreshing and signing in live in
 :mod:`helper.login`, imported only when needed.
 """
 
-import logging
 import time
 
+from helper import logs
 from helper.errors import ConfigError
 from helper.protocol import Credential
 from helper.providers import Provider
@@ -17,7 +17,7 @@ from helper.store import Record, Store
 
 __all__ = ["erase", "get", "store", "target_record"]
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 Pairs = list[tuple[str, str]]
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -11,8 +11,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from helper import actions, settings
-from helper.entry import setup_logging
+from helper import actions, logs, settings
 from helper.errors import HelperError
 from helper.protocol import Credential
 from helper.store import Record, Store
@@ -66,7 +65,9 @@ def cli(debug: bool) -> None:
     git runs it as `oauth-helper get|store|erase` (set credential.helper =
     oauth-helper); the commands below are for people and scripts.
     """
-    setup_logging(debug)
+    if debug:
+        logs.enable_debug()
+    logs.configure()
 
 
 def _request(url: str) -> Credential:

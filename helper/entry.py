@@ -7,40 +7,34 @@ This module and :mod:`helper.cli` are the only ones that write to stdout or
 stderr, or choose an exit code.
 """
 
-import logging
-import os
-import sys
-from typing import TextIO
+from __future__ import annotations
 
+import sys
+
+from helper import logs
 from helper.errors import FlowError, HelperError
 from helper.protocol import ACTIONS, format_answer, parse
 
-__all__ = ["main", "setup_logging"]
+# typing.TYPE_CHECKING without importing typing: every git command loads this.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
-log = logging.getLogger("helper")
+__all__ = ["main", "run_action"]
+
+log = logs.get("helper")
 
 COMMANDS = frozenset({"token", "status", "logout", "explain"})
-DEBUG_ENV = "OAUTH_HELPER_DEBUG"
-
-
-def setup_logging(debug: bool = False) -> None:
-    """One stderr handler: warnings by default, everything with debug on."""
-    debug = debug or os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("oauth-helper: %(message)s"))
-    root = logging.getLogger("helper")
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one action or command; return the exit code."""
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args[:-1]
-    words = [a for a in args if a != "--debug"] if debug else args
+    if "--debug" in args[:-1]:
+        logs.enable_debug()
+    words = [a for a in args if a != "--debug"]
     if len(words) == 1 and words[0] in ACTIONS:
-        setup_logging(debug)
-        return run_action(words[0], sys.stdin, sys.stdout)
+        return run_action(words[0], sys.stdin, sys.stdout.write)
     unknown = bool(words) and words[0] not in COMMANDS and words[0][:1] != "-"
     if unknown and not sys.stdin.isatty():
         # git-credential(1): a helper ignores actions it does not know.
@@ -50,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
-def run_action(action: str, stdin: TextIO, stdout: TextIO) -> int:
+def run_action(
+    action: str, stdin: Iterable[str], write: Callable[[str], object]
+) -> int:
     """Read one request, answer it, and return the exit code."""
     try:
         pairs = _dispatch(action, stdin)
@@ -58,30 +54,35 @@ def run_action(action: str, stdin: TextIO, stdout: TextIO) -> int:
     except FlowError as exc:
         if exc.error == "access_denied":
             # The user said no: quit=1 stops git from asking anyone else.
-            stdout.write("quit=1\n")
+            write("quit=1\n")
         return _fail(exc)
     except HelperError as exc:
         return _fail(exc)
     except KeyboardInterrupt:
-        stdout.write("quit=1\n")
+        write("quit=1\n")
         return 130
     except Exception as exc:  # never a traceback: see _crash
         return _crash(exc)
-    stdout.write(text)
-    stdout.flush()
+    write(text)
     return 0
 
 
-def _dispatch(action: str, stdin: TextIO) -> list[tuple[str, str]]:
+def _dispatch(action: str, stdin: Iterable[str]) -> list[tuple[str, str]]:
     cred = parse(stdin)
     if not cred.protocol or not cred.host:
         return []
 
-    from helper import actions, settings
+    from helper import settings
     from helper.store import Store
 
     resolved = settings.resolve(cred)
     st = Store()
+    if resolved.provider is None and not st.has_host(cred.protocol, cred.host):
+        # Not ours: no output, no network (git asks the next helper).
+        return []
+
+    from helper import actions
+
     if action == "get":
         return actions.get(cred, resolved, st)
     if action == "store":
@@ -101,6 +102,8 @@ def _crash(exc: Exception) -> int:
     # so only its type is shown unless the user asked for debug output.
     log.debug("unexpected error", exc_info=True)
     log.error(
-        "internal error (%s); run with %s=1 for details", type(exc).__name__, DEBUG_ENV
+        "internal error (%s); run with %s=1 for details",
+        type(exc).__name__,
+        logs.DEBUG_ENV,
     )
     return 1

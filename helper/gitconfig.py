@@ -4,12 +4,13 @@ Spawned with ``os.posix_spawnp`` where available: importing ``subprocess``
 costs more start-up time than everything else a cache hit does.
 """
 
-import logging
 import os
+
+from helper import logs
 
 __all__ = ["read_urlmatch"]
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 def read_urlmatch(section: str, url: str) -> dict[str, str]:

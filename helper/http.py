@@ -183,6 +183,13 @@ def post_form(
     try:
         with session() as http:
             response = http.post(url, data=dict(data), auth=auth, headers=headers)
+    except requests.exceptions.SSLError:
+        # Retrying will not help: the CA file is wrong or the server is not
+        # who it claims to be.
+        raise ConfigError(
+            f"the TLS certificate of {host_of(url)} is not trusted; check "
+            "REQUESTS_CA_BUNDLE or SSL_CERT_FILE"
+        ) from None
     except requests.RequestException as exc:
         # The exception text may quote the URL; name the host and kind only.
         raise TransientError(

@@ -6,9 +6,9 @@ refresh token is saved before the access token is handed out (the old one is
 already dead at the provider).
 """
 
-import logging
 import time
 
+from helper import logs
 from helper.errors import ConfigError, FlowError, TransientError
 from helper.protocol import Credential
 from helper.providers import Provider
@@ -17,7 +17,7 @@ from helper.tokens import Token
 
 __all__ = ["complete_endpoints", "obtain"]
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 def obtain(

@@ -71,8 +71,12 @@ class Listener:
         host, port, self.path = _parse_redirect(redirect_url)
         self._server = _bind(host, port, self)
         self.redirect_uri = _uri(host, self._server.server_address[1], self.path)
+        # A short poll interval: close() waits up to one interval.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="oauth-loopback", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="oauth-loopback",
+            daemon=True,
         )
         self._thread.start()
 

@@ -5,9 +5,14 @@ blank line or end of input; ``key[]`` keys are ordered lists that an empty
 value resets.
 """
 
-from collections.abc import Iterable
+from __future__ import annotations
 
 from helper.errors import ProtocolError
+
+# typing.TYPE_CHECKING without importing typing: every git command loads this.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["ACTIONS", "Credential", "format_answer", "parse"]
 

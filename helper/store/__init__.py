@@ -6,18 +6,24 @@ names keep hosts and usernames out of paths. A record is plain text in the
 ``file`` store, or sealed with a key held in the OS keyring (``keyring``).
 """
 
-import logging
+from __future__ import annotations
+
 import os
 import time
-from collections.abc import Iterator
 
+from helper import logs
 from helper.errors import StoreError
 from helper.store import files
 from helper.store.records import Record, host_hash, parse_record
 
+# typing.TYPE_CHECKING without importing typing: every git command loads this.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 __all__ = ["Record", "Store"]
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 KINDS = ("auto", "keyring", "file")
 # After the keyring failed once, "auto" writes plain files for this long
@@ -45,6 +51,10 @@ class Store:
         return os.path.join(
             self._host_dir(record.protocol, record.host), record.key_hash
         )
+
+    def has_host(self, protocol: str, host: str) -> bool:
+        """True when anything is stored for this protocol and host."""
+        return os.path.isdir(self._host_dir(protocol, host))
 
     def candidates(self, protocol: str, host: str) -> Iterator[Record]:
         """Every readable record for one protocol and host, secrets not loaded."""
@@ -157,7 +167,7 @@ class Store:
                 log.warning("could not delete a keyring key: %s", exc)
         return existed
 
-    def lock(self, record: Record, timeout: float | None = None) -> "KeyLock":
+    def lock(self, record: Record, timeout: float | None = None) -> KeyLock:
         """A cross-process lock for *record*'s key (a lock file of its own)."""
         folder = os.path.join(self.root, "locks")
         files.ensure_private_dir(self.root)
@@ -191,7 +201,7 @@ class KeyLock:
         self.timeout = default if timeout is None else timeout
         self._lock: object = None
 
-    def __enter__(self) -> "KeyLock":
+    def __enter__(self) -> KeyLock:
         # filelock uses flock(2) on POSIX: the kernel drops a dead process's
         # lock, so a crashed helper never blocks the next one.
         import filelock

@@ -5,16 +5,17 @@ and replaces the old file with one rename, so a reader (or a process killed
 mid-write) sees the old record or the new one, never a torn one.
 """
 
-import contextlib
 import os
 import stat
 import sys
 
+from helper import logs
 from helper.errors import StoreError
 
 __all__ = ["ensure_private_dir", "read_text", "remove", "state_dir", "write_atomic"]
 
 _POSIX = sys.platform != "win32"
+log = logs.get(__name__)
 
 
 def state_dir() -> str:
@@ -99,8 +100,10 @@ def _sync_dir(folder: str) -> None:
 
 
 def _discard(path: str) -> None:
-    with contextlib.suppress(OSError):
+    try:
         os.unlink(path)
+    except OSError as exc:
+        log.debug("could not remove a temporary file: %s", exc.strerror)
 
 
 def remove(path: str) -> bool:

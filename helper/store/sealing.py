@@ -8,17 +8,17 @@ Every keyring call is bounded in time: a hung D-Bus must not hang git.
 """
 
 import base64
-import logging
 import os
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from helper import logs
 from helper.errors import StoreError
 
 __all__ = ["KEYRING_TIMEOUT", "forget", "probe", "seal", "unseal"]
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 SERVICE = "oauth-helper"
 KEYRING_TIMEOUT = float(os.environ.get("OAUTH_HELPER_KEYRING_TIMEOUT", "10"))
