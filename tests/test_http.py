@@ -1,0 +1,206 @@
+"""helper.http against a real local server: TLS policy, timeouts, error mapping."""
+
+import certifi
+import pytest
+from flows.fakeserver import FakeServer, Reply, tls_context
+
+from helper import http
+from helper.errors import ConfigError, FlowError, TransientError
+
+SECRET = "client-secret-value-4711"
+
+
+@pytest.fixture
+def fake():
+    with FakeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def tls(tmp_path, monkeypatch):
+    context, ca_path = tls_context(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_path))
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with FakeServer(tls=context) as server:
+        server.ca_path = ca_path
+        yield server
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/token",
+        "http://127.0.0.1:8080/token",
+        "http://127.9.9.9/x",
+        "http://[::1]:9000/",
+        "http://localhost/",
+        "http://LOCALHOST:1/",
+    ],
+)
+def test_require_secure_accepts(url):
+    http.require_secure(url, "token_url")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/token",
+        "http://127.0.0.1.nip.io/",
+        "http://localhost.example.com/",
+        "ftp://example.com/",
+        "https:///nohost",
+        "",
+        "example.com/token",
+    ],
+)
+def test_require_secure_refuses(url):
+    with pytest.raises(ConfigError, match="token_url must be an https URL"):
+        http.require_secure(url, "token_url")
+
+
+def test_require_secure_message_hides_userinfo():
+    with pytest.raises(ConfigError) as info:
+        http.require_secure(f"http://user:{SECRET}@example.com/t", "token_url")
+
+    assert SECRET not in str(info.value)
+    assert "example.com/t" in str(info.value)
+
+
+def test_post_form_returns_json_and_sends_user_agent(fake):
+    fake.route("/token", Reply(200, {"access_token": "a", "token_type": "Bearer"}))
+
+    body = http.post_form(fake.url("/token"), {"grant_type": "x", "client_id": "c"})
+
+    assert body == {"access_token": "a", "token_type": "Bearer"}
+    seen = fake.seen("/token")[0]
+    assert seen.form == {"grant_type": "x", "client_id": "c"}
+    assert seen.headers["user-agent"].startswith("oauth-helper/")
+    assert seen.headers["accept"] == "application/json"
+
+
+def test_post_form_rfc6749_error_body_is_flow_error(fake):
+    fake.route(
+        "/token",
+        Reply(400, {"error": "invalid_grant", "error_description": "grant\nrevoked"}),
+    )
+
+    with pytest.raises(FlowError) as info:
+        http.post_form(fake.url("/token"), {"client_secret": SECRET})
+
+    assert type(info.value) is FlowError
+    assert info.value.error == "invalid_grant"
+    assert info.value.description == "grant revoked"
+    assert "\n" not in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_post_form_4xx_without_error_code_is_flow_error(fake):
+    fake.route("/token", Reply(403, {"message": "nope"}))
+
+    with pytest.raises(FlowError, match="HTTP 403") as info:
+        http.post_form(fake.url("/token"), {})
+
+    assert type(info.value) is FlowError
+    assert info.value.error == ""
+
+
+@pytest.mark.parametrize(
+    ("reply", "match"),
+    [
+        (Reply(503, {"error": "temporarily_unavailable"}), "HTTP 503"),
+        (Reply(500, "<html>oops</html>"), "HTTP 500"),
+        (Reply(429, {"error": "slow"}), "HTTP 429"),
+        (Reply(200, "<html>captive portal</html>"), "without a JSON object"),
+        (Reply(200, ["not", "an", "object"]), "without a JSON object"),
+        (Reply(close=True), "cannot reach 127.0.0.1"),
+    ],
+)
+def test_post_form_transient_failures(fake, reply, match):
+    fake.route("/token", reply)
+
+    with pytest.raises(TransientError, match=match) as info:
+        http.post_form(fake.url("/token"), {"client_secret": SECRET})
+
+    assert SECRET not in str(info.value)
+
+
+def test_post_form_read_timeout_is_transient(fake, monkeypatch):
+    monkeypatch.setattr(http, "TIMEOUT", (2.0, 0.2))
+    fake.route("/token", Reply(200, {"access_token": "late"}, delay=1.0))
+
+    with pytest.raises(TransientError, match="ReadTimeout"):
+        http.post_form(fake.url("/token"), {})
+
+
+def test_post_form_connection_refused_is_transient():
+    with FakeServer() as gone:
+        url = gone.url("/token")
+
+    with pytest.raises(TransientError, match="ConnectionError"):
+        http.post_form(url, {})
+
+
+def test_post_form_refuses_insecure_url():
+    with pytest.raises(ConfigError):
+        http.post_form("http://example.com/token", {})
+
+
+def test_netrc_never_reaches_the_token_endpoint(fake, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login me password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    fake.route("/token", Reply(200, {"ok": True}))
+
+    http.post_form(fake.url("/token"), {})
+
+    assert "authorization" not in fake.seen("/token")[0].headers
+
+
+def test_tls_with_ca_from_requests_ca_bundle(tls):
+    tls.route("/token", Reply(200, {"ok": True}))
+
+    assert http.post_form(tls.url("/token"), {}) == {"ok": True}
+
+
+def test_tls_with_ca_from_ssl_cert_file(tls, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_path))
+    # requests itself would prefer CURL_CA_BUNDLE here; the helper does not.
+    monkeypatch.setenv("CURL_CA_BUNDLE", certifi.where())
+    tls.route("/token", Reply(200, {"ok": True}))
+
+    assert http.ca_bundle() == str(tls.ca_path)
+    assert http.post_form(tls.url("/token"), {}) == {"ok": True}
+
+
+def test_requests_ca_bundle_wins_over_ssl_cert_file(tls, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+
+    assert http.ca_bundle() == str(tls.ca_path)
+
+
+def test_default_ca_is_certifi(monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+
+    assert http.ca_bundle() == certifi.where()
+
+
+def test_untrusted_certificate_is_refused(tls, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    tls.route("/token", Reply(200, {"ok": True}))
+
+    with pytest.raises(ConfigError, match="certificate"):
+        http.post_form(tls.url("/token"), {})
+    assert tls.seen("/token") == []
+
+
+def test_verify_false_from_a_caller_is_ignored(tls, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    tls.route("/x", Reply(200, {"ok": True}))
+
+    with http.session() as session, pytest.raises(Exception, match="CERTIFICATE"):
+        session.get(tls.url("/x"), verify=False)
+    assert tls.seen("/x") == []
