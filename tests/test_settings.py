@@ -1,0 +1,126 @@
+"""Which provider settings apply to a request, and where each came from."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helper.errors import ConfigError
+from helper.protocol import Credential
+from helper.settings import resolve
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("GIT_TERMINAL_PROMPT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def git_config(home: Path, key: str, value: str) -> None:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": str(home / "gitconfig")}
+    subprocess.run(["git", "config", "--global", key, value], check=True, env=env)
+
+
+def write_file(home: Path, text: str) -> None:
+    folder = home / "config" / "oauth-helper"
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text(text)
+
+
+def test_unknown_host_is_not_served(home: Path) -> None:
+    settings = resolve(Credential(protocol="https", host="unknown.example"))
+
+    assert settings.provider is None
+    assert settings.interactive
+
+
+def test_git_config_applies_per_url(home: Path) -> None:
+    git_config(home, "credential.https://git.example.oauthClientId", "cid")
+    git_config(home, "credential.https://git.example.oauthScopes", "write, read")
+
+    provider = resolve(Credential(protocol="https", host="git.example")).provider
+    other = resolve(Credential(protocol="https", host="other.example")).provider
+
+    assert provider is not None and other is None
+    assert provider.client_id == "cid"
+    assert provider.scopes == ("read", "write")
+    assert provider.sources["client_id"] == "git config"
+
+
+def test_request_beats_git_config_beats_file_beats_preset(home: Path) -> None:
+    write_file(
+        home,
+        '[hosts."gitlab.com"]\nclient_id = "from-file"\nscopes = ["api"]\n'
+        'flow = "device"\n',
+    )
+    git_config(home, "credential.https://gitlab.com.oauthClientId", "from-git")
+    cred = Credential(protocol="https", host="gitlab.com", scope="b a")
+
+    provider = resolve(cred).provider
+
+    assert provider is not None
+    assert provider.client_id == "from-git"
+    assert provider.scopes == ("a", "b")
+    assert provider.flow == "device"
+    assert provider.token_url == "https://gitlab.com/oauth/token"
+    assert provider.sources == {
+        **provider.sources,
+        "client_id": "git config",
+        "scopes": "request",
+        "flow": "file",
+        "token_url": "preset",
+    }
+
+
+def test_invalid_flow_is_a_config_error(home: Path) -> None:
+    git_config(home, "credential.https://git.example.oauthFlow", "carrier-pigeon")
+
+    with pytest.raises(ConfigError, match="oauthFlow"):
+        resolve(Credential(protocol="https", host="git.example"))
+
+
+def test_unknown_file_key_is_a_config_error(home: Path) -> None:
+    write_file(home, '[hosts."git.example"]\nclient_idd = "typo"\n')
+
+    with pytest.raises(ConfigError, match="client_idd"):
+        resolve(Credential(protocol="https", host="git.example"))
+
+
+def test_broken_file_is_a_one_line_config_error(home: Path) -> None:
+    write_file(home, "[hosts\n")
+
+    with pytest.raises(ConfigError) as caught:
+        resolve(Credential(protocol="https", host="git.example"))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "config", "expected"),
+    [
+        ({"GIT_TERMINAL_PROMPT": "0"}, None, False),
+        ({}, "never", False),
+        ({}, "false", False),
+        ({}, "true", True),
+        ({"GIT_TERMINAL_PROMPT": "1"}, None, True),
+    ],
+)
+def test_interactive_follows_git(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    config: str | None,
+    expected: bool,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    if config:
+        git_config(home, "credential.interactive", config)
+
+    assert resolve(Credential(protocol="https", host="h")).interactive is expected
