@@ -1,0 +1,1 @@
+"""Integration-test rig: OpenID provider, git server and browser for tests."""
