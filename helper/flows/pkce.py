@@ -27,10 +27,21 @@ __all__ = ["login_browser"]
 
 log = logging.getLogger(__name__)
 
-# oauthlib and requests-oauthlib log codes, verifiers and tokens at DEBUG:
-# hold them at WARNING even when the helper's own debug logging is on.
-for _name in ("oauthlib", "requests_oauthlib"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+
+def _quiet(prefixes: tuple[str, ...]) -> None:
+    """Hold every logger under *prefixes* at WARNING.
+
+    oauthlib and requests-oauthlib log codes, verifiers and tokens at DEBUG.
+    Each module logger gets its own level, so turning DEBUG on for the
+    package (or the root) later still leaves them quiet.
+    """
+    names = [*prefixes, *logging.Logger.manager.loggerDict]
+    for name in names:
+        if name.startswith(prefixes):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+_quiet(("oauthlib", "requests_oauthlib"))
 
 # Parameters the flow itself sets; auth_params must not override them.
 _RESERVED = frozenset(
@@ -147,7 +158,15 @@ def _exchange(oauth: Any, provider: Provider, code: str) -> Token:
         ) from None
     except OAuth2Error as exc:
         raise _oauthlib_error(host, exc) from None
-    return token_from(dict(body), host)
+    return token_from(_wire_form(body), host)
+
+
+def _wire_form(token: Any) -> dict[str, Any]:
+    # oauthlib turns "scope" into a list; RFC 6749 §3.3 sends a string.
+    body: dict[str, Any] = dict(token)
+    if isinstance(body.get("scope"), list | tuple):
+        body["scope"] = " ".join(body["scope"])
+    return body
 
 
 def _oauthlib_error(host: str, exc: Any) -> FlowError:
