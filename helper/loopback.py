@@ -68,9 +68,11 @@ class Listener:
     def __init__(self, state: str, redirect_url: str = "") -> None:
         self._state = state
         self._results: queue.Queue[dict[str, str]] = queue.Queue(maxsize=1)
-        host, port, self.path = _parse_redirect(redirect_url)
+        host, port, path = _parse_redirect(redirect_url)
+        # An empty path arrives as "/" (RFC 9110 §4.2.3) but is sent as given.
+        self.path = path or "/"
         self._server = _bind(host, port, self)
-        self.redirect_uri = _uri(host, self._server.server_address[1], self.path)
+        self.redirect_uri = _uri(host, self._server.server_address[1], path)
         # A short poll interval: close() waits up to one interval.
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -141,7 +143,7 @@ def _parse_redirect(redirect_url: str) -> tuple[str, int, str]:
         port = parts.port or 0
     except ValueError:
         raise ConfigError(f"redirect_url has a bad port: {redirect_url!r}") from None
-    return parts.hostname or "127.0.0.1", port, parts.path or "/"
+    return parts.hostname or "127.0.0.1", port, parts.path
 
 
 def _bind(host: str, port: int, listener: Listener) -> _Server:
@@ -159,5 +161,6 @@ def _bind(host: str, port: int, listener: Listener) -> _Server:
 
 
 def _uri(host: str, port: int, path: str) -> str:
+    # The registered string, with the port filled in (RFC 8252 §7.3).
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     return f"http://{shown}:{port}{path}"

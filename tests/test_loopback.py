@@ -94,14 +94,17 @@ def test_a_second_matching_request_is_refused():
     assert params["code"] == "first"
 
 
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
-def test_configured_redirect_url_is_used_exactly(host):
+@pytest.mark.parametrize(
+    ("host", "path", "sent"),
+    [("localhost", "/callback", "/callback"), ("127.0.0.1", "", "/")],
+)
+def test_configured_redirect_url_is_used_exactly(host, path, sent):
     port = free_port()
-    configured = f"http://{host}:{port}/callback"
+    configured = f"http://{host}:{port}{path}"
 
     with Listener(STATE, configured) as listener:
         assert listener.redirect_uri == configured
-        get(f"http://127.0.0.1:{port}/callback?code={CODE}&state={STATE}")
+        get(f"http://127.0.0.1:{port}{sent}?code={CODE}&state={STATE}")
         assert listener.wait(timeout=5)["code"] == CODE
 
 
