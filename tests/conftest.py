@@ -158,3 +158,16 @@ def _git_variables(tmp_path: Path) -> dict[str, str]:
     )
 
     return {"GIT_CONFIG_GLOBAL": str(gitconfig), "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    """Attach the provider's log (grant.error reasons) to a failing test."""
+    report = yield
+    running = getattr(item, "funcargs", {}).get("provider")
+    if report.failed and isinstance(running, Provider):
+        report.sections.append(("provider.js stderr", running.log_tail()))
+
+    return report

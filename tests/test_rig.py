@@ -21,7 +21,7 @@ from rig.browser import approve, is_loopback
 from rig.ca import RigCA
 from rig.devpages import approve_fast
 from rig.gitserver import GitServer
-from rig.idp import Provider
+from rig.idp import Provider, start_provider
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -219,7 +219,10 @@ def test_authorization_code_flow_through_open_browser(
     assert introspection["sub"] == "test-user"
     replay = http.post(provider.token_endpoint, data=exchange)
     assert replay.json()["error"] == "invalid_grant"
-    assert "DONE at http://127.0.0.1" in wait_for_log(rig_log_dir, "DONE")
+    log = wait_for_log(rig_log_dir, "DONE")
+    assert "DONE at http://127.0.0.1" in log
+    # The dev pages @import web fonts; the browser must not fetch them.
+    assert "blocked fonts.googleapis.com" in log
 
 
 def test_device_flow_in_browser(http: requests.Session, provider: Provider) -> None:
@@ -380,6 +383,38 @@ def test_git_server_rejects_revoked_and_missing_tokens(
     anonymous = http.get(f"{git_server.url}/info/refs?service=git-upload-pack")
     assert anonymous.status_code == 401
     assert anonymous.headers["WWW-Authenticate"] == 'Basic realm="oauth-helper test"'
+
+
+def test_provider_under_issuer_path_and_host_name(
+    rig_ca: RigCA, tmp_path: Path
+) -> None:
+    mounted = start_provider(
+        rig_ca.ca_path,
+        rig_ca.cert_path,
+        rig_ca.key_path,
+        tmp_path / "provider.log",
+        issuer_path="/oidc",
+        hostname="idp.localhost",
+    )
+    try:
+        discovery = mounted.session.get(
+            mounted.admin_url(f"{mounted.issuer}/.well-known/openid-configuration")
+        ).json()
+        outside = mounted.session.get(f"https://127.0.0.1:{mounted.port}/token")
+        device = mounted.session.post(
+            mounted.admin_url(mounted.device_authorization_endpoint),
+            data={"client_id": mounted.client_id, "scope": "git"},
+        ).json()
+        end = approve_fast(device["verification_uri_complete"], mounted.ca_path)
+    finally:
+        mounted.stop()
+
+    assert mounted.issuer == f"https://idp.localhost:{mounted.port}/oidc"
+    assert discovery["issuer"] == mounted.issuer
+    assert discovery["token_endpoint"] == f"{mounted.issuer}/token"
+    assert discovery["device_authorization_endpoint"] == f"{mounted.issuer}/device/auth"
+    assert outside.status_code == 404
+    assert end.startswith(f"{mounted.issuer}/device/")
 
 
 def test_helper_env_is_isolated(

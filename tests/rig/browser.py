@@ -139,6 +139,8 @@ def approve(url: str, timeout: float = 60) -> str:
             page.goto(url, wait_until="domcontentloaded")
             return _walk_pages(page, walk, deadline)
         finally:
+            if walk.blocked:
+                log.info("blocked %s", " ".join(sorted(set(walk.blocked))))
             browser.close()
 
 

@@ -13,7 +13,13 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from rig.browser import ERROR_TITLE, SUCCESS_TITLE, BrowserError, is_loopback
+from rig.browser import (
+    ERROR_TITLE,
+    SUCCESS_TITLE,
+    BrowserError,
+    extra_hosts,
+    is_loopback,
+)
 
 MAX_STEPS = 20
 
@@ -25,24 +31,28 @@ class _Forms(HTMLParser):
         super().__init__()
         self.title = ""
         self.forms: list[dict[str, str]] = []
-        self._in_title = False
+        self.errors: list[str] = []
+        self._in: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
-        if tag == "title":
-            self._in_title = True
+        if tag == "title" or (tag == "p" and values.get("class") == "red"):
+            # The dev pages show a failure as <p class="red">.
+            self._in = tag
         elif tag == "form":
             self.forms.append({"__action": values.get("action", "")})
         elif tag == "input" and self.forms and values.get("name"):
             self.forms[-1][values["name"]] = values.get("value", "")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
+        if tag == self._in:
+            self._in = None
 
     def handle_data(self, data: str) -> None:
-        if self._in_title:
+        if self._in == "title":
             self.title += data.strip()
+        elif self._in == "p":
+            self.errors.append(data.strip())
 
 
 def approve_fast(url: str, ca_path: str, timeout: float = 30) -> str:
@@ -60,8 +70,14 @@ def approve_fast(url: str, ca_path: str, timeout: float = 30) -> str:
         for _ in range(MAX_STEPS):
             if time.monotonic() > deadline:
                 break
+            target, headers = via_loopback(url)
             response = session.request(
-                method, url, data=data, allow_redirects=False, timeout=10
+                method,
+                target,
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+                timeout=10,
             )
             if response.is_redirect:
                 url, method, data = (
@@ -81,6 +97,23 @@ def approve_fast(url: str, ca_path: str, timeout: float = 30) -> str:
     raise BrowserError(f"the provider's pages did not end; last at {url}")
 
 
+def via_loopback(url: str) -> tuple[str, dict[str, str]]:
+    """Send a *.localhost URL to 127.0.0.1 with its Host header.
+
+    glibc does not resolve *.localhost names (Chromium does); the rig's
+    certificate covers 127.0.0.1 and the provider pins its own host name.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host == "localhost" or not (
+        host.endswith(".localhost") or host in extra_hosts()
+    ):
+        return url, {}
+    port = f":{parts.port}" if parts.port else ""
+
+    return parts._replace(netloc=f"127.0.0.1{port}").geturl(), {"Host": parts.netloc}
+
+
 def _next_form(url: str, html: str) -> tuple[str, dict[str, str] | None]:
     """The form this page wants submitted, or (url, None) on the success page."""
     page = _Forms()
@@ -89,6 +122,9 @@ def _next_form(url: str, html: str) -> tuple[str, dict[str, str] | None]:
         return url, None
     if page.title == ERROR_TITLE or not page.forms:
         raise BrowserError(f"unexpected provider page {page.title!r} at {url}")
+
+    if page.errors:
+        raise BrowserError(f"provider page at {url} says: {' '.join(page.errors)}")
 
     form = dict(page.forms[0])
     action = urljoin(url, form.pop("__action") or url)
@@ -104,7 +140,8 @@ def _deliver(session: requests.Session, url: str) -> None:
         raise BrowserError(f"refusing to follow a non-loopback redirect: {url}")
     # A one-shot listener may close before answering; the code was sent.
     with contextlib.suppress(requests.ConnectionError):
-        session.get(url, timeout=5, allow_redirects=False).close()
+        target, headers = via_loopback(url)
+        session.get(target, headers=headers, timeout=5, allow_redirects=False).close()
 
 
 def _origin(url: str) -> str:

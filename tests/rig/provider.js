@@ -215,6 +215,7 @@ function grantType(ctx) {
 // Counts every token request, failed ones included; the grant type is only
 // known after oidc-provider parsed the body, hence counting after next().
 async function countTokenRequests(ctx, next) {
+  pinHost(ctx);
   if (ctx.path.startsWith('/_test/')) {
     testEndpoint(ctx);
     return;
@@ -228,6 +229,16 @@ async function countTokenRequests(ctx, next) {
     const type = grantType(ctx);
     counts[type] = (counts[type] ?? 0) + 1;
     counts.total += 1;
+  }
+}
+
+// Under a test host name, endpoints and redirects use that name even for a
+// request sent to 127.0.0.1 (by a client that cannot resolve the name), as
+// behind a real DNS name; oidc-provider builds them from the Host header.
+function pinHost(ctx) {
+  const port = ctx.req.socket.localPort;
+  if (env.host !== '127.0.0.1') {
+    ctx.req.headers.host = `${env.host}:${port}`;
   }
 }
 
