@@ -8,6 +8,7 @@ import http.server
 import logging
 import queue
 import socket
+import sys
 import threading
 import urllib.parse
 from typing import Any
@@ -30,7 +31,10 @@ _SOCKET_TIMEOUT = 10.0
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = False
+    # We close each connection first, so a fixed port sits in TIME_WAIT for a
+    # minute after a login; SO_REUSEADDR lets the next login bind it. Not on
+    # Windows, where that option lets another process take over the port.
+    allow_reuse_address = sys.platform != "win32"
 
     def __init__(self, address: tuple[str, int], listener: "Listener") -> None:
         self.listener = listener

@@ -115,6 +115,14 @@ def test_configured_url_without_port_keeps_host_and_path():
         assert not listener.redirect_uri.startswith("http://127.0.0.1:0/")
 
 
+def test_a_fixed_port_can_be_reused_right_after_a_login():
+    configured = f"http://127.0.0.1:{free_port()}/"
+    for _ in range(2):
+        with Listener(STATE, configured) as listener:
+            get(f"{configured}?code={CODE}&state={STATE}")
+            assert listener.wait(timeout=5)["code"] == CODE
+
+
 def test_configured_port_in_use_is_a_config_error():
     with Listener(STATE) as first, pytest.raises(ConfigError, match="cannot listen"):
         Listener(STATE, first.redirect_uri)
