@@ -152,7 +152,7 @@ const configuration = {
       ],
       response_types: ['code'],
       // Any port is accepted on these loopback URIs (RFC 8252 section 7.3).
-      redirect_uris: ['http://127.0.0.1/callback', 'http://localhost:8020'],
+      redirect_uris: ['http://127.0.0.1/', 'http://127.0.0.1/callback', 'http://localhost:8020'],
     },
     {
       client_id: 'git-server',
