@@ -26,6 +26,8 @@ KEY_FIELDS = ("protocol", "host", "path", "username", "client_id", "scope")
 SECRET_FIELDS = ("password", "oauth_refresh_token", "credential")
 META_FIELDS = ("password_expiry_utc", "authtype", "origin", "kind", "updated")
 FIELDS = KEY_FIELDS + META_FIELDS + SECRET_FIELDS
+# Unix times: a damaged one must make the record unreadable, not crash expiry().
+_NUMERIC_FIELDS = ("password_expiry_utc", "updated")
 
 
 class Record:
@@ -68,10 +70,13 @@ class Record:
         return int(self.password_expiry_utc) if self.password_expiry_utc else None
 
     def is_fresh(self, margin: int, now: float | None = None) -> bool:
-        """True when there is a password and it outlives *margin* seconds."""
+        """True when there is a secret to answer and it outlives *margin* seconds."""
+        # A record stored with capability[]=authtype (git 2.46+) may carry its
+        # secret in ``credential`` alone, with no password.
         expiry = self.expiry()
         now = time.time() if now is None else now
-        return bool(self.password) and (expiry is None or expiry - margin > now)
+        has_secret = bool(self.password or self.credential)
+        return has_secret and (expiry is None or expiry - margin > now)
 
     def secrets_text(self) -> str:
         """The secret fields alone, in record line format."""
@@ -108,6 +113,11 @@ def parse_record(text: str) -> Record:
         if not sep or (key not in FIELDS and key != "sealed"):
             raise StoreError("record has an unexpected line")
         values[key] = value
+    for key in _NUMERIC_FIELDS:
+        number = values.get(key) or "0"
+        # isdigit() alone accepts digits int() refuses, such as "²".
+        if not (number.isascii() and number.isdigit()):
+            raise StoreError(f"record has a malformed {key}")
     return Record(**values)
 
 
