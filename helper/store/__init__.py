@@ -58,38 +58,43 @@ class Store:
 
     def candidates(self, protocol: str, host: str) -> Iterator[Record]:
         """Every readable record for one protocol and host, secrets not loaded."""
+        # Only this host's folder is listed, and no lock is taken: the cost of
+        # a cache hit does not grow with the number of hosts stored.
         folder = self._host_dir(protocol, host)
-        try:
-            names = sorted(os.listdir(folder))
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(f"cannot list {folder}: {exc.strerror}") from None
-        files.ensure_private_dir(self.root)
+        names = _names(folder)
+        if names:
+            files.ensure_private_dir(self.root)
         for name in names:
-            if not name.startswith("."):
-                record = self._read(os.path.join(folder, name))
-                if record is not None:
-                    yield record
+            record = self._read(os.path.join(folder, name))
+            if record is not None:
+                yield record
 
     def _read(self, path: str) -> Record | None:
-        text = files.read_text(path)
-        if text is None:
+        data = files.read_bytes(path)
+        if data is None:
             return None
         try:
-            return parse_record(text)
-        except StoreError:
+            record = parse_record(data.decode("utf-8"))
+        except (StoreError, UnicodeDecodeError):
+            record = None
+        # A record must sit under its own key's name: one that does not was
+        # damaged, and could otherwise answer for another key.
+        if record is None or record.key_hash != os.path.basename(path):
             self._quarantine(path)
             return None
+        return record
 
     def _quarantine(self, path: str) -> None:
         # Reported once: the broken file is moved aside (kept for a look), so
-        # the next run no longer sees it and a new login replaces it.
-        log.warning("ignoring an unreadable stored record; it will be replaced")
+        # the next run no longer sees it and the next save replaces it.
+        folder, name = os.path.split(path)
+        aside = os.path.join(folder, f".corrupt-{name}")
         try:
-            os.replace(path, os.path.join(os.path.dirname(path), ".corrupt"))
+            os.replace(path, aside)
         except OSError as exc:
             log.debug("could not move the record aside: %s", exc.strerror)
+            aside = path
+        log.warning("ignoring an unreadable stored record (kept as %s)", aside)
 
     def reload(self, record: Record) -> Record | None:
         """Read *record*'s key again from disk, secrets loaded (None if gone)."""
@@ -105,7 +110,7 @@ class Store:
         try:
             text = sealing.unseal(record.key_hash, record.sealed).decode("utf-8")
         except StoreError as exc:
-            self._warn_once(f"cannot unlock a stored token ({exc}); signing in again")
+            self._warn_once(f"cannot unlock a stored token ({exc}); ignoring it")
             return None
         secrets = dict(line.partition("=")[::2] for line in text.splitlines())
         return record.copy(**secrets)
@@ -120,6 +125,7 @@ class Store:
         sealed = self._seal(record)
         record.kind = "keyring" if sealed else "file"
         files.write_atomic(self._path(record), record.to_text(sealed))
+        files.discard_stale_temps(folder, time.time())
 
     def _seal(self, record: Record) -> str:
         if self.kind == "file" or (self.kind == "auto" and self._keyring_failed()):
@@ -130,7 +136,11 @@ class Store:
             return sealing.seal(record.key_hash, record.secrets_text().encode())
         except StoreError as exc:
             if self.kind == "keyring":
-                raise
+                raise StoreError(
+                    f"OAUTH_HELPER_STORE=keyring but the keyring is unusable: "
+                    f"{exc}; start one (such as gnome-keyring), "
+                    f"or set OAUTH_HELPER_STORE=file"
+                ) from None
             self._remember_keyring_failure(exc)
             return ""
 
@@ -145,7 +155,7 @@ class Store:
 
     def _remember_keyring_failure(self, exc: StoreError) -> None:
         self._warn_once(
-            f"no usable keyring ({exc}); keeping tokens in owner-only files "
+            f"the keyring is unusable ({exc}); keeping tokens in owner-only files "
             f"under {self.root} (set OAUTH_HELPER_STORE=file to silence this)"
         )
         files.write_atomic(self._marker(), f"{exc}\n")
@@ -178,27 +188,33 @@ class Store:
     def all_records(self) -> Iterator[Record]:
         """Every record in the store, secrets not loaded (for status and logout)."""
         top = os.path.join(self.root, "records")
-        try:
-            hosts = sorted(os.listdir(top))
-        except FileNotFoundError:
-            return
-        for host in hosts:
+        for host in _names(top):
             folder = os.path.join(top, host)
-            for name in sorted(os.listdir(folder)):
-                if not name.startswith("."):
-                    record = self._read(os.path.join(folder, name))
-                    if record is not None:
-                        yield record
+            for name in _names(folder):
+                record = self._read(os.path.join(folder, name))
+                if record is not None:
+                    yield record
+
+
+def _names(folder: str) -> list[str]:
+    # Sorted for a stable listing; dot files (temporary, moved aside) skipped;
+    # a folder removed meanwhile by another process is simply empty.
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise StoreError(f"cannot list {folder}: {exc.strerror}") from None
+    return sorted(n for n in names if not n.startswith("."))
 
 
 class KeyLock:
     """Context manager around :class:`filelock.FileLock`, with our own error."""
 
     def __init__(self, path: str, host: str, timeout: float | None) -> None:
-        default = float(os.environ.get("OAUTH_HELPER_LOCK_TIMEOUT", "120"))
         self.path = path
         self.host = host
-        self.timeout = default if timeout is None else timeout
+        self.timeout = _lock_timeout() if timeout is None else timeout
         self._lock: object = None
 
     def __enter__(self) -> KeyLock:
@@ -226,3 +242,13 @@ class KeyLock:
         release = getattr(self._lock, "release", None)
         if release is not None:
             release()
+
+
+def _lock_timeout() -> float:
+    raw = os.environ.get("OAUTH_HELPER_LOCK_TIMEOUT", "") or "120"
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        raise StoreError(
+            "OAUTH_HELPER_LOCK_TIMEOUT must be a number of seconds"
+        ) from None

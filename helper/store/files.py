@@ -12,7 +12,20 @@ import sys
 from helper import logs
 from helper.errors import StoreError
 
-__all__ = ["ensure_private_dir", "read_text", "remove", "state_dir", "write_atomic"]
+__all__ = [
+    "TEMP_PREFIX",
+    "discard_stale_temps",
+    "ensure_private_dir",
+    "read_bytes",
+    "remove",
+    "state_dir",
+    "write_atomic",
+]
+
+# Readers skip every name starting with a dot: temporary and moved-aside files.
+TEMP_PREFIX = ".tmp-"
+# A temporary file this old was left by a killed writer, not one at work.
+_STALE_TEMP_AGE = 3600
 
 _POSIX = sys.platform != "win32"
 log = logs.get(__name__)
@@ -55,21 +68,21 @@ def _check_private(path: str, info: os.stat_result) -> None:
         )
 
 
-def read_text(path: str) -> str | None:
-    """The file's text, or None when it does not exist."""
+def read_bytes(path: str) -> bytes | None:
+    """The file's content, or None when it does not exist."""
     try:
-        with open(path, encoding="utf-8") as stream:
+        with open(path, "rb") as stream:
             return stream.read()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def write_atomic(path: str, text: str) -> None:
     """Write *text* to *path* as 0600: temp file, fsync, rename, fsync folder."""
     folder = os.path.dirname(path)
-    temp = os.path.join(folder, f".tmp-{os.urandom(8).hex()}")
+    temp = os.path.join(folder, f"{TEMP_PREFIX}{os.urandom(8).hex()}")
     try:
         _write_new(temp, text.encode("utf-8"))
         os.replace(temp, path)
@@ -104,6 +117,21 @@ def _discard(path: str) -> None:
         os.unlink(path)
     except OSError as exc:
         log.debug("could not remove a temporary file: %s", exc.strerror)
+
+
+def discard_stale_temps(folder: str, now: float) -> None:
+    """Delete temporary files that a killed writer left in *folder*."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            if now - os.stat(path).st_mtime > _STALE_TEMP_AGE:
+                os.unlink(path)
+        except OSError as exc:
+            log.debug("could not remove a temporary file: %s", exc.strerror)
 
 
 def remove(path: str) -> bool:
