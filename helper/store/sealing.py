@@ -16,16 +16,38 @@ from typing import TypeVar
 from helper import logs
 from helper.errors import StoreError
 
-__all__ = ["KEYRING_TIMEOUT", "forget", "probe", "seal", "unseal"]
+__all__ = ["TIMEOUT_ENV", "forget", "probe", "seal", "unseal"]
 
 log = logs.get(__name__)
 
 SERVICE = "oauth-helper"
-KEYRING_TIMEOUT = float(os.environ.get("OAUTH_HELPER_KEYRING_TIMEOUT", "10"))
+TIMEOUT_ENV = "OAUTH_HELPER_KEYRING_TIMEOUT"
 T = TypeVar("T")
+
+# Set once a call timed out: its thread may still hold the keyring (and
+# D-Bus) busy, so later calls in this process fail at once instead of each
+# waiting out the timeout again.
+_hung: list[str] = []
+# keyring's own messages run to several sentences; one line names the cause.
+_HINTS = {
+    "NoKeyringError": "no keyring backend is available",
+    "InitError": "cannot open the keyring's collection",
+    "KeyringLocked": "the keyring is locked",
+}
+
+
+def _timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "") or "10"
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        raise StoreError(f"{TIMEOUT_ENV} must be a number of seconds") from None
 
 
 def _bounded(call: Callable[[], T], what: str) -> T:
+    if _hung:
+        raise StoreError(_hung[0])
+    limit = _timeout()
     box: dict[str, object] = {}
 
     def run() -> None:
@@ -36,13 +58,20 @@ def _bounded(call: Callable[[], T], what: str) -> T:
 
     worker = threading.Thread(target=run, name="keyring", daemon=True)
     worker.start()
-    worker.join(KEYRING_TIMEOUT)
+    worker.join(limit)
     if worker.is_alive():
-        raise StoreError(f"the keyring did not answer within {KEYRING_TIMEOUT:g} s")
+        _hung.append(f"the keyring did not answer within {limit:g} s")
+        raise StoreError(_hung[0])
     if "error" in box:
-        error = box["error"]
-        raise StoreError(f"the keyring failed to {what}: {type(error).__name__}")
+        raise StoreError(_failure(box["error"], what))
     return box["value"]  # type: ignore[return-value]
+
+
+def _failure(error: object, what: str) -> str:
+    if isinstance(error, StoreError):
+        return str(error)
+    name = type(error).__name__
+    return _HINTS.get(name, f"the keyring failed to {what} ({name})")
 
 
 def probe() -> str:
@@ -54,32 +83,41 @@ def probe() -> str:
 
         backend = keyring.get_keyring()
         if isinstance(backend, fail.Keyring):
-            raise StoreError("no keyring backend")
+            raise StoreError(_HINTS["NoKeyringError"])
         backend.get_password(SERVICE, "probe")
         return type(backend).__module__
 
     return _bounded(check, "answer")
 
 
-def _get_key(name: str) -> bytes | None:
-    import keyring
+def _key(name: str, create: bool) -> bytes | None:
+    # One bounded call reads (and, for sealing, creates) the key: a slow
+    # keyring then costs at most one timeout per record.
+    def fetch() -> bytes | None:
+        import keyring
 
-    value = _bounded(lambda: keyring.get_password(SERVICE, name), "read a key")
-    return base64.b64decode(value) if value else None
+        value = keyring.get_password(SERVICE, name)
+        if value or not create:
+            return base64.b64decode(value) if value else None
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        key = AESGCM.generate_key(bit_length=256)
+        keyring.set_password(SERVICE, name, base64.b64encode(key).decode())
+        return key
+
+    return _bounded(fetch, "save a key" if create else "read a key")
 
 
 def seal(name: str, plaintext: bytes) -> str:
     """Encrypt *plaintext* under the record's key, creating the key if needed."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    key = _get_key(name)
-    if key is None:
-        import keyring
-
-        key = AESGCM.generate_key(bit_length=256)
-        encoded = base64.b64encode(key).decode()
-        _bounded(lambda: keyring.set_password(SERVICE, name, encoded), "save a key")
+    key = _key(name, create=True)
+    if key is None:  # only a backend that drops what it was given
+        raise StoreError("the keyring did not keep the record's key")
     nonce = os.urandom(12)
+    # The record's name is the associated data: a blob copied under another
+    # record's name does not decrypt.
     blob = nonce + AESGCM(key).encrypt(nonce, plaintext, name.encode())
     return base64.b64encode(blob).decode()
 
@@ -89,7 +127,7 @@ def unseal(name: str, sealed: str) -> bytes:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    key = _get_key(name)
+    key = _key(name, create=False)
     if key is None:
         raise StoreError("the record's key is missing from the keyring")
     try:
@@ -101,10 +139,11 @@ def unseal(name: str, sealed: str) -> bytes:
 
 def forget(name: str) -> None:
     """Delete the record's key from the keyring, if it is there."""
-    import keyring
-    from keyring.errors import PasswordDeleteError
 
     def delete() -> None:
+        import keyring
+        from keyring.errors import PasswordDeleteError
+
         try:
             keyring.delete_password(SERVICE, name)
         except PasswordDeleteError:
