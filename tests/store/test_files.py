@@ -1,0 +1,119 @@
+"""Atomic writes and owner-only folders, checked with real processes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helper.errors import StoreError
+from helper.store import Record, Store, files
+
+# A writer that saves two large versions of one record, turn by turn, forever.
+WRITER = """
+import sys
+from helper.store import Record, Store
+
+store = Store(root=sys.argv[1], kind="file")
+size = int(sys.argv[2])
+versions = [
+    Record(protocol="https", host="git.example.test", username="alice",
+           password=letter * size, oauth_refresh_token=letter.upper() * size)
+    for letter in "ab"
+]
+store.save(versions[0])
+print("ready", flush=True)
+while True:
+    for version in versions:
+        store.save(version)
+"""
+SIZE = 2 * 1024 * 1024
+
+
+def test_sigkill_mid_write_leaves_old_or_new_record(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    rng = random.Random(20240601)  # noqa: S311 - kill moments, not secrets
+    seen: set[str] = set()
+    strays = 0
+    for _ in range(15):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(root), str(SIZE)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert writer.stdout is not None
+        assert writer.stdout.readline() == "ready\n"
+        time.sleep(rng.uniform(0.0, 0.15))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        writer.stdout.close()
+
+        records = list(
+            Store(root=str(root), kind="file").candidates("https", "git.example.test")
+        )
+        assert len(records) == 1
+        letter = records[0].password[:1]
+        assert records[0].password == letter * SIZE
+        assert records[0].oauth_refresh_token == letter.upper() * SIZE
+        seen.add(letter)
+        strays += len(list(root.rglob(files.TEMP_PREFIX + "*")))
+    # Proof the kills landed mid-write (a temp file was left behind) and at
+    # different moments (both versions were found).
+    assert strays > 0
+    assert seen == {"a", "b"}
+
+
+def test_stray_temp_files_are_ignored_and_old_ones_cleaned(tmp_path: Path) -> None:
+    store = Store(root=str(tmp_path / "state"), kind="file")
+    record = Record(protocol="https", host="git.example.test", password="pw")
+    store.save(record)
+    folder = next((tmp_path / "state" / "records").iterdir())
+    old = folder / f"{files.TEMP_PREFIX}0123"
+    new = folder / f"{files.TEMP_PREFIX}4567"
+    for stray in (old, new):
+        stray.write_bytes(b"oauth-helper-record=1\nhost=half-writ")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+
+    assert [r.password for r in store.candidates("https", "git.example.test")] == ["pw"]
+    store.save(record.copy(password="pw2"))
+    assert not old.exists()
+    assert new.exists()  # maybe another writer's file, still being written
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o777, 0o720, 0o702])
+def test_folder_open_to_others_is_refused(tmp_path: Path, mode: int) -> None:
+    root = tmp_path / "state"
+    root.mkdir()
+    root.chmod(mode)
+
+    with pytest.raises(StoreError) as caught:
+        Store(root=str(root), kind="file").save(Record(protocol="https", host="h"))
+    assert f"chmod 700 '{root}'" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not (root / "records").exists()
+
+
+def test_folder_of_another_user_is_refused(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("only root can give a folder to another user")
+    root = tmp_path / "state"
+    root.mkdir(mode=0o700)
+    os.chown(root, 65534, 65534)
+
+    with pytest.raises(StoreError, match="belongs to another user"):
+        Store(root=str(root), kind="file").save(Record(protocol="https", host="h"))
+
+
+def test_state_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("OAUTH_HELPER_HOME", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert files.state_dir() == str(tmp_path / "xdg" / "oauth-helper")
+
+    monkeypatch.setenv("OAUTH_HELPER_HOME", str(tmp_path / "mine"))
+    assert files.state_dir() == str(tmp_path / "mine")
