@@ -129,17 +129,17 @@ def store(cred: Credential, settings: Settings, st: Store) -> None:
         return
 
     keep_authtype = cred.has_capability("authtype") and cred.authtype
-    st.save(
-        target.copy(
-            username=cred.username,
-            password=cred.password,
-            password_expiry_utc=_valid_expiry(cred.password_expiry_utc),
-            oauth_refresh_token=cred.oauth_refresh_token,
-            authtype=cred.authtype if keep_authtype else "",
-            credential=cred.credential if keep_authtype else "",
-            origin="store",
-        )
+    record = target.copy(
+        username=cred.username,
+        password=cred.password,
+        password_expiry_utc=_valid_expiry(cred.password_expiry_utc),
+        oauth_refresh_token=cred.oauth_refresh_token,
+        authtype=cred.authtype if keep_authtype else "",
+        credential=cred.credential if keep_authtype else "",
+        origin="store",
     )
+    with st.lock(record):
+        st.save(record)
 
 
 def _is_echo(cred: Credential, target: Record, st: Store) -> bool:

@@ -77,7 +77,8 @@ def _dispatch(action: str, stdin: Iterable[str]) -> list[tuple[str, str]]:
 
     resolved = settings.resolve(cred)
     st = Store()
-    if resolved.provider is None and not st.has_host(cred.protocol, cred.host):
+    served = resolved.provider is not None
+    if action != "store" and not served and not st.has_host(cred.protocol, cred.host):
         # Not ours: no output, no network (git asks the next helper).
         return []
 

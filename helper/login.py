@@ -142,6 +142,14 @@ def complete_endpoints(provider: Provider) -> None:
         )
 
 
+def _default_scopes(provider: Provider, document: dict[str, object]) -> None:
+    # An OpenID provider refuses an authorization request without "openid"
+    # (OpenID Connect Core §3.1.2.1); ask for it when nobody chose scopes.
+    supported = document.get("scopes_supported")
+    if not provider.scopes and isinstance(supported, list) and "openid" in supported:
+        provider.set("scopes", ("openid",), "discovery")
+
+
 def _fill(provider: Provider, key: str, value: object) -> None:
     if value and not getattr(provider, key):
         provider.set(key, str(value), "discovery")

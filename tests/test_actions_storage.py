@@ -14,28 +14,11 @@ import pytest
 from store.helpers import HELPER, isolated_env, request, run_helper
 
 HOST = "git.example.test"  # served by no preset and no configuration
-BUG = (
-    "entry._dispatch returns before actions.store for a host with no provider "
-    "and nothing stored yet, so git's first store is dropped"
-)
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return isolated_env(tmp_path)
-
-
-@pytest.fixture
-def first_store_kept(env: dict[str, str]) -> None:
-    """Skip-as-xfail the tests below until the first store is kept (see BUG)."""
-    if not _store_is_kept(env):
-        pytest.xfail(BUG)
-    erase(env, username="probe")
-
-
-def _store_is_kept(env: dict[str, str]) -> bool:
-    store(env, username="probe", password="probe-pw")
-    return get(env, username="probe") != {}
 
 
 def store(env: dict[str, str], **fields: str) -> None:
@@ -66,7 +49,6 @@ def test_unknown_host_with_nothing_stored_is_silent(env: dict[str, str]) -> None
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 def test_store_keeps_a_credential_for_a_host_with_nothing_stored(
     env: dict[str, str],
 ) -> None:
@@ -75,7 +57,6 @@ def test_store_keeps_a_credential_for_a_host_with_nothing_stored(
     assert get(env) == {"username": "alice", "password": "pw-a"}
 
 
-@pytest.mark.usefixtures("first_store_kept")
 class TestStorage:
     def test_same_protocol_host_path_and_username_only(
         self, env: dict[str, str]
@@ -200,7 +181,6 @@ class TestStorage:
         assert found == {"username": "alice", "password": "pw-a"}
 
 
-@pytest.mark.usefixtures("first_store_kept")
 def test_git_credential_approve_fill_reject(env: dict[str, str]) -> None:
     stored = request(protocol="https", host=HOST, username="alice", password="pw-a")
     asked = request(protocol="https", host=HOST)
