@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -163,7 +163,7 @@ def _git_variables(tmp_path: Path) -> dict[str, str]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None]:
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the provider's log (grant.error reasons) to a failing test."""
     report = yield
     running = getattr(item, "funcargs", {}).get("provider")
