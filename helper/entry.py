@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         logs.enable_debug()
     words = [a for a in args if a != "--debug"]
     if len(words) == 1 and words[0] in ACTIONS:
-        return run_action(words[0], sys.stdin, sys.stdout.write)
+        return run_action(words[0], _stdin_lines(), _write_stdout)
     unknown = bool(words) and words[0] not in COMMANDS and words[0][:1] != "-"
     if unknown and not sys.stdin.isatty():
         # git-credential(1): a helper ignores actions it does not know.
@@ -42,6 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     from helper.cli import run
 
     return run(args)
+
+
+def _stdin_lines() -> Iterable[str]:
+    # git passes bytes through unchanged: a path or username that is not
+    # UTF-8 must survive (surrogateescape) instead of failing the request.
+    for line in sys.stdin.buffer:
+        yield line.decode("utf-8", "surrogateescape")
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
 
 
 def run_action(

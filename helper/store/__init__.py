@@ -74,7 +74,7 @@ class Store:
         if data is None:
             return None
         try:
-            record = parse_record(data.decode("utf-8"))
+            record = parse_record(data.decode("utf-8", "surrogateescape"))
         except (StoreError, UnicodeDecodeError):
             record = None
         # A record must sit under its own key's name: one that does not was
@@ -108,7 +108,9 @@ class Store:
         from helper.store import sealing
 
         try:
-            text = sealing.unseal(record.key_hash, record.sealed).decode("utf-8")
+            text = sealing.unseal(record.key_hash, record.sealed).decode(
+                "utf-8", "surrogateescape"
+            )
         except StoreError as exc:
             self._warn_once(f"cannot unlock a stored token ({exc}); ignoring it")
             return None
@@ -133,7 +135,10 @@ class Store:
         from helper.store import sealing
 
         try:
-            return sealing.seal(record.key_hash, record.secrets_text().encode())
+            return sealing.seal(
+                record.key_hash,
+                record.secrets_text().encode("utf-8", "surrogateescape"),
+            )
         except StoreError as exc:
             if self.kind == "keyring":
                 raise StoreError(

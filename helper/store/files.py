@@ -84,7 +84,7 @@ def write_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(path)
     temp = os.path.join(folder, f"{TEMP_PREFIX}{os.urandom(8).hex()}")
     try:
-        _write_new(temp, text.encode("utf-8"))
+        _write_new(temp, text.encode("utf-8", "surrogateescape"))
         os.replace(temp, path)
     except OSError as exc:
         _discard(temp)

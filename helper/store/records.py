@@ -127,4 +127,4 @@ def host_hash(protocol: str, host: str) -> str:
 
 
 def _digest(text: str) -> str:
-    return str(_sha256(text.encode()).hexdigest())[:40]
+    return str(_sha256(text.encode("utf-8", "surrogateescape")).hexdigest())[:40]
