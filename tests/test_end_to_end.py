@@ -13,48 +13,12 @@ from pathlib import Path
 
 import pytest
 from rig.browser import approve
+from rig.client import browser_runs, configure, git, run_helper, stored_tokens
 from rig.gitserver import GitServer
 from rig.idp import Provider
 
 # Access tokens live this long in the expiry tests, with a 1 s margin.
 SHORT_TTL = 4
-
-
-def git(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
-    """Run git; fail the test with git's stderr if it fails; return stdout."""
-    done = subprocess.run(
-        ["git", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, f"git {args[0]} failed: {done.stderr}"
-    return done.stdout
-
-
-def configure(
-    env: dict[str, str], server: GitServer, provider: Provider, **extra: str
-) -> None:
-    base = server.url.rsplit("/", 1)[0]
-    settings = {
-        "oauthIssuer": provider.issuer,
-        "oauthClientId": provider.client_id,
-        "oauthScopes": "openid git",
-        "oauthExpiryMargin": "1",
-        **extra,
-    }
-    git(env, "config", "--global", "credential.helper", "oauth-helper")
-    for key, value in settings.items():
-        git(env, "config", "--global", f"credential.{base}.{key}", value)
-
-
-def browser_runs(log_dir: Path) -> int:
-    return len(list(log_dir.glob("browser-*.log")))
-
-
-def stored_tokens(env: dict[str, str]) -> tuple[str, str]:
-    """The access and refresh token the helper keeps (file store, plain text)."""
-    root = Path(env["XDG_STATE_HOME"]) / "oauth-helper" / "records"
-    (record,) = [p for p in root.glob("*/*") if not p.name.startswith(".")]
-    fields = dict(line.split("=", 1) for line in record.read_text().splitlines())
-    return fields.get("password", ""), fields.get("oauth_refresh_token", "")
 
 
 @pytest.fixture
@@ -196,16 +160,11 @@ def _read_verification_url(stream: object, lines: list[str]) -> str:
     raise AssertionError("no verification URL on stderr: " + "".join(lines))
 
 
-def run_helper(env: dict[str, str], request: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["oauth-helper", "get"], input=request, env=env, capture_output=True, text=True
-    )
-
-
 def test_unknown_host_gives_nothing(helper_env: dict[str, str]) -> None:
     done = run_helper(
         {**helper_env, "GIT_TERMINAL_PROMPT": "0"},
-        "protocol=https\nhost=unknown.example\n\n",
+        "get",
+        stdin="protocol=https\nhost=unknown.example\n\n",
     )
 
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
@@ -219,7 +178,9 @@ def test_non_interactive_miss_gives_nothing_and_no_request(
     configure(helper_env, git_server, provider)
     host = git_server.url.split("/")[2]
     done = run_helper(
-        {**helper_env, "GIT_TERMINAL_PROMPT": "0"}, f"protocol=http\nhost={host}\n\n"
+        {**helper_env, "GIT_TERMINAL_PROMPT": "0"},
+        "get",
+        stdin=f"protocol=http\nhost={host}\n\n",
     )
 
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
