@@ -14,8 +14,7 @@ from helper.store.records import FIELDS, Record, parse_record
 # surrogate can come out of decoding stdin.
 escaped = st.characters(min_codepoint=0xDC80, max_codepoint=0xDCFF)
 values = st.text(
-    st.characters(exclude_characters="\r\n\0", exclude_categories=("Cs",))
-    | escaped,
+    st.characters(exclude_characters="\r\n\0", exclude_categories=("Cs",)) | escaped,
     max_size=40,
 )
 numbers = st.integers(min_value=0, max_value=2**40).map(str)
