@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 from rig.browser import approve
-from rig.client import browser_runs, configure, git, run_helper, stored_tokens
+from rig.client import (
+    browser_runs,
+    configure,
+    git,
+    record_files,
+    run_helper,
+    stored_tokens,
+)
 from rig.gitserver import GitServer
 from rig.idp import Provider
 
@@ -185,3 +192,23 @@ def test_non_interactive_miss_gives_nothing_and_no_request(
 
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert provider.counts()["total"] == 0
+
+
+def test_corrupt_record_means_a_new_login_and_a_rewritten_record(
+    clone: Path, provider: Provider, rig_log_dir: Path, helper_env: dict[str, str]
+) -> None:
+    (record,) = record_files(helper_env)
+    record.write_bytes(b"oauth-helper-record=1\n\xff\xfe garbage")
+    done = subprocess.run(
+        ["git", "fetch", "-q"],
+        env=helper_env,
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "unreadable" in done.stderr or "damaged" in done.stderr
+    assert provider.counts()["authorization_code"] == 2
+    assert provider.introspect(stored_tokens(helper_env)[0])["active"] is True
