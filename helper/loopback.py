@@ -2,6 +2,7 @@
 the browser's redirect carrying the authorization response.
 """
 
+import errno
 import hmac
 import html
 import http.server
@@ -69,13 +70,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class Listener:
     """Listens on loopback for one redirect carrying the expected ``state``."""
 
-    def __init__(self, state: str, redirect_url: str = "") -> None:
+    def __init__(
+        self, state: str, redirect_url: str = "", fallback_ports: tuple[int, ...] = ()
+    ) -> None:
         self._state = state
         self._results: queue.Queue[dict[str, str]] = queue.Queue(maxsize=1)
         host, port, path = _parse_redirect(redirect_url)
         # An empty path arrives as "/" (RFC 9110 §4.2.3) but is sent as given.
         self.path = path or "/"
-        self._server = _bind(host, port, self)
+        # Fallback ports only back up a fixed port; port 0 lets the OS choose.
+        ports = (port, *fallback_ports) if port else (0,)
+        self._server = _bind_first(host, ports, self)
         self.redirect_uri = _uri(host, self._server.server_address[1], path)
         # A short poll interval: close() waits up to one interval.
         self._thread = threading.Thread(
@@ -150,18 +155,32 @@ def _parse_redirect(redirect_url: str) -> tuple[str, int, str]:
     return parts.hostname or "127.0.0.1", port, parts.path
 
 
+def _bind_first(host: str, ports: tuple[int, ...], listener: Listener) -> _Server:
+    # A provider that registers a fixed port may allow a few others: take the
+    # first free one, in the order given.
+    for port in ports:
+        try:
+            return _bind(host, port, listener)
+        except OSError as exc:
+            busy = exc.errno in (errno.EADDRINUSE, errno.EACCES)
+            if not busy or port == ports[-1]:
+                raise ConfigError(_bind_failure(host, ports, exc)) from None
+            log.debug("redirect port %s is busy: %s", port, exc.strerror)
+    raise AssertionError("no port to try")  # ports is never empty
+
+
+def _bind_failure(host: str, ports: tuple[int, ...], exc: OSError) -> str:
+    shown = f"port {ports[0]}" if len(ports) == 1 else f"ports {ports[0]}-{ports[-1]}"
+    return f"cannot listen on {host} {shown} for the redirect: {exc.strerror}"
+
+
 def _bind(host: str, port: int, listener: Listener) -> _Server:
     # Bind before the authorization URL exists, so it names a port we hold.
     # "localhost" binds 127.0.0.1: never a wildcard address.
     ipv6 = host.strip("[]") == "::1"
     server_class = _Server6 if ipv6 else _Server
     address = "::1" if ipv6 else ("127.0.0.1" if host == "localhost" else host)
-    try:
-        return server_class((address, port), listener)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot listen on {host} port {port} for the redirect: {exc.strerror}"
-        ) from None
+    return server_class((address, port), listener)
 
 
 def _uri(host: str, port: int, path: str) -> str:

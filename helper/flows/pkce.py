@@ -65,7 +65,7 @@ def login_browser(
     http.require_secure(provider.token_url, "token_url")
     # RFC 6749 §10.12: an unguessable state ties the redirect to this run.
     state = secrets.token_urlsafe(32)
-    with Listener(state, provider.redirect_url) as listener:
+    with Listener(state, provider.redirect_url, provider.redirect_ports) as listener:
         oauth = _session(provider, listener.redirect_uri)
         url = _authorization_url(oauth, provider, state, login_hint)
         _announce(provider, url)
@@ -98,8 +98,10 @@ def _authorization_url(
     oauth: Any, provider: Provider, state: str, login_hint: str
 ) -> str:
     extra = {k: v for k, v in provider.auth_params.items() if k not in _RESERVED}
-    if login_hint:
-        extra["login_hint"] = login_hint
+    # The request's username as the provider's account hint (OpenID Connect
+    # Core §3.1.2.1 login_hint; GitHub calls it "login"), where it takes one.
+    if login_hint and provider.login_hint:
+        extra.setdefault(provider.login_hint, login_hint)
     with _oauthlib_env(provider.auth_url):
         url, _ = oauth.authorization_url(provider.auth_url, state=state, **extra)
     return str(url)
