@@ -93,13 +93,20 @@ def _refresh_token_only(record: Record | None) -> Pairs:
 def _explain_missing_client(
     cred: Credential, provider: Provider, interactive: bool
 ) -> Pairs:
-    if interactive:
-        raise ConfigError(
-            f"{provider.name or cred.host} needs an OAuth client ID: register an "
-            f"OAuth application with the host, then run: git config --global "
-            f"credential.{cred.protocol}://{cred.host}.oauthClientId <ID>"
-        )
-    return []
+    if not interactive:
+        return []
+    # One line: where to register an app, and the one command that uses it.
+    name = provider.name or cred.host
+    where = f"at {provider.register_url}" if provider.register_url else "with the host"
+    redirect = provider.redirect_url or "http://127.0.0.1/"
+    # A provider that refuses public browser-flow clients also needs a secret.
+    secret = provider.secret_required and not provider.device_auth_url
+    raise ConfigError(
+        f"{name} needs an OAuth client ID: register an OAuth application {where} "
+        f"(redirect URI {redirect}), then run: git config --global "
+        f"credential.{cred.protocol}://{cred.host}.oauthClientId <ID>"
+        + ("; set oauthClientSecret <SECRET> the same way" if secret else "")
+    )
 
 
 def answer(record: Record, cred: Credential, margin: int) -> Pairs:

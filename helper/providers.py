@@ -1,33 +1,52 @@
 """Provider settings: what the helper needs to know about one host's OAuth server.
 
-Built-in presets are data (:data:`PRESETS`); :mod:`helper.settings` layers git
-config, the user's file and request attributes on top of them. Plain classes
-rather than dataclasses: this module loads on every git command, and
-``dataclasses`` alone costs more start-up time than the whole cache-hit path.
+Built-in presets are data (:data:`PRESETS`, :data:`HOSTS`, :data:`NAME_HINTS`,
+:data:`REALMS`); :mod:`helper.settings` picks one and layers git config, the
+user's file and request attributes on top. Plain classes rather than
+dataclasses: this module loads on every git command, and ``dataclasses`` alone
+costs more start-up time than the whole cache-hit path.
 """
 
-__all__ = ["FIELDS", "FLOWS", "PRESETS", "Provider"]
+__all__ = ["FIELDS", "FLOWS", "HOSTS", "NAME_HINTS", "PRESETS", "REALMS", "Provider"]
 
 FLOWS = ("auto", "browser", "device")
 
-# Setting name -> default. Every setting is a string except ``scopes`` (a
-# tuple), ``expiry_margin`` (seconds) and ``auth_params`` (a dict).
+# Setting name -> default. Every setting is a string except ``scopes`` and
+# ``redirect_ports`` (tuples), ``expiry_margin`` (seconds), ``auth_params`` (a
+# dict) and ``secret_required`` (a flag).
 FIELDS: dict[str, object] = {
     "name": "",
+    "preset": "",
     "client_id": "",
     "client_secret": "",
     "scopes": (),
     "issuer": "",
+    # The exact metadata URL, where a provider documents one (else the
+    # issuer's well-known URLs are tried in turn).
+    "discovery_url": "",
+    # A Microsoft Entra authority: its presence selects the MSAL flow.
+    "authority": "",
     "auth_url": "",
     "token_url": "",
     "device_auth_url": "",
     "redirect_url": "",
+    # Ports to try, in order, when the redirect URL's own port is taken.
+    "redirect_ports": (),
     "flow": "auto",
     "username": "oauth2",
+    # The authorization parameter that carries the request's username as a
+    # hint ("" when the provider takes none).
+    "login_hint": "login_hint",
     # Seconds before expiry at which a token counts as expired: git compares
     # whole seconds, and a server may reject a token in its last moments.
     "expiry_margin": 60,
     "auth_params": {},
+    # Where a user registers an OAuth application, for hosts that publish no
+    # client ID for third-party tools.
+    "register_url": "",
+    # The token endpoint refuses a browser-flow code without a client secret,
+    # even for an app that cannot keep one.
+    "secret_required": False,
 }
 _SECRET_FIELDS = frozenset({"client_secret"})
 
@@ -36,18 +55,25 @@ class Provider:
     """Resolved settings for one URL; ``sources`` says where each value came from."""
 
     name: str
+    preset: str
     client_id: str
     client_secret: str
     scopes: tuple[str, ...]
     issuer: str
+    discovery_url: str
+    authority: str
     auth_url: str
     token_url: str
     device_auth_url: str
     redirect_url: str
+    redirect_ports: tuple[int, ...]
     flow: str
     username: str
+    login_hint: str
     expiry_margin: int
     auth_params: dict[str, str]
+    register_url: str
+    secret_required: bool
 
     def __init__(self, **values: object) -> None:
         self.sources: dict[str, str] = {}
@@ -77,16 +103,129 @@ class Provider:
         return f"Provider({shown!r})"
 
 
-# Host (exact, or "*.suffix") -> preset. Each entry states only what the host
-# documents; a host with no public client ID for third-party tools carries
-# none, and the user registers an application of their own.
+# Preset name -> settings. "{host}" stands for the host the preset serves
+# (with its port). Each entry states only what the host documents; scopes are
+# sorted, as settings stores them. A host with no public client ID for
+# third-party tools carries none: the user registers an application at
+# register_url and sets oauthClientId.
 PRESETS: dict[str, dict[str, object]] = {
-    "gitlab.com": {
-        "name": "GitLab",
-        "auth_url": "https://gitlab.com/oauth/authorize",
-        "token_url": "https://gitlab.com/oauth/token",
-        "device_auth_url": "https://gitlab.com/oauth/authorize_device",
-        "scopes": ("read_repository", "write_repository"),
-        "username": "oauth2",
+    "github": {
+        "name": "GitHub",
+        "auth_url": "https://{host}/login/oauth/authorize",
+        "token_url": "https://{host}/login/oauth/access_token",
+        "device_auth_url": "https://{host}/login/device/code",
+        "scopes": ("gist", "repo", "workflow"),
+        # GitHub authenticates git by the token alone; x-access-token is the
+        # name its docs use for token authentication over HTTPS.
+        "username": "x-access-token",
+        # GitHub's authorize endpoint names its account hint "login".
+        "login_hint": "login",
+        "register_url": "https://{host}/settings/applications/new",
+        # OAuth apps need the client secret even with PKCE; the device flow
+        # needs none (docs.github.com, "Authorizing OAuth apps").
+        "secret_required": True,
     },
+    "gitlab": {
+        "name": "GitLab",
+        "auth_url": "https://{host}/oauth/authorize",
+        "token_url": "https://{host}/oauth/token",
+        "device_auth_url": "https://{host}/oauth/authorize_device",
+        "scopes": ("read_repository", "write_repository"),
+        # docs.gitlab.com/api/oauth2: git over HTTPS with an OAuth token
+        # takes the username "oauth2". Tokens last 2 hours; refresh tokens
+        # rotate on every use.
+        "username": "oauth2",
+        "login_hint": "",
+        "register_url": "https://{host}/-/user_settings/applications",
+    },
+    "gitea": {
+        "name": "Gitea/Forgejo",
+        "auth_url": "https://{host}/login/oauth/authorize",
+        "token_url": "https://{host}/login/oauth/access_token",
+        "login_hint": "",
+        "register_url": "https://{host}/user/settings/applications",
+    },
+    "bitbucket": {
+        "name": "Bitbucket",
+        "auth_url": "https://bitbucket.org/site/oauth2/authorize",
+        "token_url": "https://bitbucket.org/site/oauth2/access_token",
+        "scopes": ("repository", "repository:write"),
+        # Bitbucket Cloud's documented git username for OAuth access tokens.
+        "username": "x-token-auth",
+        "login_hint": "",
+        # OAuth consumers belong to a workspace.
+        "register_url": "https://bitbucket.org/<workspace>/workspace/settings/api",
+        # Bitbucket OAuth consumers are confidential clients.
+        "secret_required": True,
+    },
+    "googlesource": {
+        "name": "Gerrit on googlesource.com",
+        "auth_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        "token_url": "https://oauth2.googleapis.com/token",
+        "scopes": ("https://www.googleapis.com/auth/gerritcodereview",),
+        "register_url": "https://console.cloud.google.com/apis/credentials",
+        # Google issues "Desktop app" clients a secret and requires it at the
+        # token endpoint (developers.google.com/identity/protocols/oauth2/native-app).
+        "secret_required": True,
+        # Google's refresh tokens come only with offline access.
+        "auth_params": {"access_type": "offline"},
+    },
+    "databricks": {
+        "name": "Databricks",
+        "issuer": "https://{host}/oidc",
+        # docs.databricks.com/aws/en/dev-tools/auth/oauth-u2m: the workspace
+        # publishes RFC 8414 metadata at this exact URL.
+        "discovery_url": "https://{host}/oidc/.well-known/oauth-authorization-server",
+        # databricks-cli is the public client Databricks enables in every
+        # account for its CLI and SDKs, and documents for tools doing U2M
+        # OAuth from a user's machine (same page), so using it is intended.
+        "client_id": "databricks-cli",
+        "scopes": ("all-apis", "offline_access"),
+        # Registered exactly so, no trailing slash; the Databricks SDKs try
+        # 8021-8040 when 8020 is busy (databricks-sdk-go#1269).
+        "redirect_url": "http://localhost:8020",
+        "redirect_ports": tuple(range(8021, 8041)),
+        "flow": "browser",
+        # Azure Databricks rejects tokens with 30 s left: refresh well before.
+        "expiry_margin": 300,
+    },
+    "azure-devops": {
+        "name": "Azure DevOps",
+        # Work and school accounts of any tenant (Microsoft identity platform
+        # docs, "Authority"); a single-tenant app sets oauthAuthority.
+        "authority": "https://login.microsoftonline.com/organizations",
+        # 499b84ac-... is Azure DevOps' resource ID (learn.microsoft.com,
+        # "Use Microsoft Entra ID for Azure DevOps authentication").
+        "scopes": ("499b84ac-1321-427f-aa17-267ca6975798/.default",),
+        "register_url": "https://entra.microsoft.com/#view/Microsoft_AAD_RegisteredApps",
+    },
+}
+
+# Host (exact, or "*.suffix") -> (preset, the host its endpoints live on, ""
+# for the request's own host).
+HOSTS: dict[str, tuple[str, str]] = {
+    "github.com": ("github", ""),
+    "gist.github.com": ("github", "github.com"),
+    "gitlab.com": ("gitlab", ""),
+    "gitea.com": ("gitea", ""),
+    "codeberg.org": ("gitea", ""),
+    "bitbucket.org": ("bitbucket", ""),
+    "*.googlesource.com": ("googlesource", ""),
+    "*.cloud.databricks.com": ("databricks", ""),
+    "*.azuredatabricks.net": ("databricks", ""),
+    "*.gcp.databricks.com": ("databricks", ""),
+    "dev.azure.com": ("azure-devops", ""),
+    "*.visualstudio.com": ("azure-devops", ""),
+}
+
+# First label of a self-hosted forge's host name (gitlab.example.com) -> preset.
+NAME_HINTS: dict[str, str] = {"gitlab": "gitlab", "gitea": "gitea", "forgejo": "gitea"}
+
+# Lowercased realm of a Basic WWW-Authenticate challenge -> preset. GitLab
+# sends realm="GitLab", Gitea realm="Gitea", GitHub Enterprise realm="GitHub".
+REALMS: dict[str, str] = {
+    "gitlab": "gitlab",
+    "gitea": "gitea",
+    "forgejo": "gitea",
+    "github": "github",
 }

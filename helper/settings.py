@@ -1,8 +1,9 @@
 """Resolve the provider settings for one request, from every source in order.
 
 Highest first: request attributes, git config (``credential.<url>.oauth*``),
-the user's TOML file, built-in presets. A host none of them names is not
-served: no login, only what was stored for it.
+the user's TOML file, a built-in preset (chosen by config, by host, or guessed
+from the host name or the server's ``WWW-Authenticate`` realm). A host none of
+them names is not served: no login, only what was stored for it.
 """
 
 import os
@@ -11,7 +12,7 @@ import sys
 from helper import gitconfig
 from helper.errors import ConfigError
 from helper.protocol import Credential
-from helper.providers import FLOWS, PRESETS, Provider
+from helper.providers import FLOWS, HOSTS, NAME_HINTS, PRESETS, REALMS, Provider
 
 __all__ = ["Settings", "config_file", "resolve"]
 
@@ -29,8 +30,18 @@ _GIT_KEYS = {
     "oauthflow": "flow",
     "oauthusername": "username",
     "oauthexpirymargin": "expiry_margin",
+    "oauthpreset": "preset",
+    "oauthauthority": "authority",
+    "oauthdiscoveryurl": "discovery_url",
+    "oauthredirectports": "redirect_ports",
+    "oauthauthparams": "auth_params",
 }
-_FILE_KEYS = frozenset(_GIT_KEYS.values()) | {"auth_params"}
+_FILE_KEYS = frozenset(_GIT_KEYS.values())
+# Settings that say which server a host uses: with any of them set by the user,
+# the host's name or realm is not used to guess a preset.
+_SERVER_KEYS = frozenset(
+    {"preset", "issuer", "auth_url", "token_url", "authority", "discovery_url"}
+)
 _FALSE = frozenset({"false", "never", "no", "off", "0"})
 
 
@@ -45,13 +56,16 @@ class Settings:
 def resolve(cred: Credential) -> Settings:
     """Resolve settings for *cred*; raise ConfigError on an invalid value."""
     git = gitconfig.read_urlmatch("credential", cred.url)
+    from_file = _file_entry(cred.host)
+    from_git = _from_git(git)
     provider = Provider()
-    found = _apply_preset(provider, cred.host)
-    found |= _apply(provider, _file_entry(cred.host), "file")
-    found |= _apply(provider, _from_git(git), "git config")
+    found = _apply_preset(provider, cred, from_file, from_git)
+    found |= _apply(provider, from_file, "file")
+    found |= _apply(provider, from_git, "git config")
     found |= _apply(provider, _from_request(cred), "request")
     if found:
         _validate(provider)
+        _prefer_device_without_secret(provider)
     return Settings(provider if found else None, _interactive(git))
 
 
@@ -61,23 +75,72 @@ def _apply(provider: Provider, values: dict[str, object], source: str) -> bool:
     return bool(values)
 
 
-def _apply_preset(provider: Provider, host: str) -> bool:
-    preset = _find_preset(host.lower())
-    if preset is None:
+def _apply_preset(
+    provider: Provider,
+    cred: Credential,
+    from_file: dict[str, object],
+    from_git: dict[str, object],
+) -> bool:
+    host = cred.host.lower()
+    chosen = _choose_preset(host, cred.wwwauth, from_file, from_git)
+    if chosen is None:
         return False
 
-    return _apply(provider, dict(preset), "preset")
+    name, at, source = chosen
+    for key, value in PRESETS[name].items():
+        if isinstance(value, str):
+            value = value.replace("{host}", at or host)
+        elif isinstance(value, dict):
+            value = dict(value)
+        provider.set(key, value, "preset")
+    provider.set("preset", name, source)
+    return True
 
 
-def _find_preset(host: str) -> dict[str, object] | None:
-    name = host.partition(":")[0]
-    if name in PRESETS:
-        return PRESETS[name]
+def _choose_preset(
+    host: str,
+    wwwauth: list[str],
+    from_file: dict[str, object],
+    from_git: dict[str, object],
+) -> tuple[str, str, str] | None:
+    """(preset, host its endpoints live on, why it was chosen), or None."""
+    for values, source in ((from_git, "git config"), (from_file, "file")):
+        if values.get("preset"):
+            return str(values["preset"]), "", source
 
-    for pattern, preset in PRESETS.items():
+    name = host.partition(":")[0] if host[:1] != "[" else host
+    known = _find_host(name)
+    if known is not None:
+        return known[0], known[1], "preset"
+    if _SERVER_KEYS & (from_git.keys() | from_file.keys()):
+        return None
+
+    # Self-hosted forges: only a guess, so only where nothing names the server.
+    hint = NAME_HINTS.get(name.partition(".")[0])
+    if hint is not None:
+        return hint, "", "host name"
+    realm = _realm_preset(wwwauth)
+    return (realm, "", "wwwauth realm") if realm else None
+
+
+def _find_host(name: str) -> tuple[str, str] | None:
+    if name in HOSTS:
+        return HOSTS[name]
+
+    for pattern, entry in HOSTS.items():
         if pattern.startswith("*.") and name.endswith(pattern[1:]):
-            return preset
+            return entry
     return None
+
+
+def _realm_preset(wwwauth: list[str]) -> str:
+    # RFC 7617 §2: Basic realm="GitLab"; compared case-insensitively.
+    for header in wwwauth:
+        rest = header.lower().partition("realm=")[2].lstrip('" ')
+        realm = rest.partition('"')[0].partition(",")[0].strip()
+        if realm in REALMS:
+            return REALMS[realm]
+    return ""
 
 
 def _from_git(git: dict[str, str]) -> dict[str, object]:
@@ -103,6 +166,14 @@ def _convert(setting: str, value: object) -> object:
         return tuple(sorted(set(map(str, items))))  # type: ignore[call-overload]
     if setting == "expiry_margin":
         return _to_seconds(value)
+    if setting == "redirect_ports":
+        return _to_ports(value)
+    if setting == "auth_params":
+        return _to_params(value)
+    if setting == "preset" and value not in PRESETS:
+        raise ConfigError(
+            f"oauthPreset must be one of {', '.join(PRESETS)}, not {value!r}"
+        )
     return value
 
 
@@ -116,11 +187,51 @@ def _to_seconds(value: object) -> int:
     return max(seconds, 0)
 
 
+def _to_ports(value: object) -> tuple[int, ...]:
+    # "8021-8040", "8021,8022" or a TOML list of numbers.
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    ports: list[int] = []
+    try:
+        for item in items:  # type: ignore[attr-defined]
+            first, _, last = str(item).partition("-")
+            ports += range(int(first), int(last or first) + 1)
+    except (TypeError, ValueError):
+        ports = [0]
+    if not ports or not all(0 < port < 65536 for port in ports):
+        raise ConfigError(
+            f"oauthRedirectPorts must be ports or ranges like 8021-8040, not {value!r}"
+        )
+    return tuple(ports)
+
+
+def _to_params(value: object) -> dict[str, str]:
+    # git config: a query string ("prompt=consent&hd=example.com"); file: a table.
+    if isinstance(value, str):
+        import urllib.parse
+
+        return dict(urllib.parse.parse_qsl(value, keep_blank_values=True))
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    raise ConfigError(f"auth_params must be a table of strings, not {value!r}")
+
+
 def _validate(provider: Provider) -> None:
     if provider.flow not in FLOWS:
         raise ConfigError(
             f"oauthFlow must be one of {', '.join(FLOWS)}, not {provider.flow!r}"
         )
+
+
+def _prefer_device_without_secret(provider: Provider) -> None:
+    # A provider that refuses browser-flow codes without a client secret
+    # (GitHub OAuth apps) still serves the device flow to a public client.
+    if (
+        provider.secret_required
+        and not provider.client_secret
+        and provider.flow == "auto"
+        and provider.device_auth_url
+    ):
+        provider.set("flow", "device", "preset")
 
 
 def _interactive(git: dict[str, str]) -> bool:

@@ -1,0 +1,386 @@
+"""The preset catalogue: which settings each well-known host gets, and why."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helper.errors import ConfigError
+from helper.protocol import Credential
+from helper.providers import HOSTS, PRESETS, Provider
+from helper.settings import resolve
+
+HELPER = str(Path(sys.executable).parent / "oauth-helper")
+GITLAB_REALM = 'Basic realm="GitLab"'
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("OAUTH_HELPER_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("OAUTH_HELPER_STORE", "file")
+    monkeypatch.delenv("GIT_TERMINAL_PROMPT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def git_config(home: Path, key: str, value: str) -> None:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": str(home / "gitconfig")}
+    subprocess.run(["git", "config", "--global", key, value], check=True, env=env)
+
+
+def settings_for(host: str, *wwwauth: str) -> Provider | None:
+    cred = Credential(protocol="https", host=host)
+    cred.wwwauth.extend(wwwauth)
+    return resolve(cred).provider
+
+
+GITHUB = {
+    "preset": "github",
+    "auth_url": "https://github.com/login/oauth/authorize",
+    "token_url": "https://github.com/login/oauth/access_token",
+    "device_auth_url": "https://github.com/login/device/code",
+    "scope": "gist repo workflow",
+    "username": "x-access-token",
+    "redirect_url": "",
+    # No secret: GitHub refuses public browser-flow codes, so auto -> device.
+    "flow": "device",
+    "client_id": "",
+}
+GITLAB = {
+    "preset": "gitlab",
+    "auth_url": "https://gitlab.com/oauth/authorize",
+    "token_url": "https://gitlab.com/oauth/token",
+    "device_auth_url": "https://gitlab.com/oauth/authorize_device",
+    "scope": "read_repository write_repository",
+    "username": "oauth2",
+    "redirect_url": "",
+    "flow": "auto",
+    "client_id": "",
+}
+
+
+def gitea(host: str) -> dict[str, object]:
+    return {
+        "preset": "gitea",
+        "auth_url": f"https://{host}/login/oauth/authorize",
+        "token_url": f"https://{host}/login/oauth/access_token",
+        "device_auth_url": "",
+        "scope": "",
+        "username": "oauth2",
+        "redirect_url": "",
+        "flow": "auto",
+        "client_id": "",
+    }
+
+
+def databricks(host: str) -> dict[str, object]:
+    return {
+        "preset": "databricks",
+        "issuer": f"https://{host}/oidc",
+        "discovery_url": f"https://{host}/oidc/.well-known/oauth-authorization-server",
+        "auth_url": "",
+        "token_url": "",
+        "scope": "all-apis offline_access",
+        "client_id": "databricks-cli",
+        "redirect_url": "http://localhost:8020",
+        "redirect_ports": tuple(range(8021, 8041)),
+        "flow": "browser",
+        "expiry_margin": 300,
+    }
+
+
+AZURE_DEVOPS = {
+    "preset": "azure-devops",
+    "authority": "https://login.microsoftonline.com/organizations",
+    "scope": "499b84ac-1321-427f-aa17-267ca6975798/.default",
+    "auth_url": "",
+    "client_id": "",
+    "flow": "auto",
+}
+
+TABLE = [
+    ("github.com", GITHUB),
+    ("gist.github.com", GITHUB),
+    ("GitHub.com", GITHUB),
+    ("gitlab.com", GITLAB),
+    ("gitea.com", gitea("gitea.com")),
+    ("codeberg.org", gitea("codeberg.org")),
+    (
+        "bitbucket.org",
+        {
+            "preset": "bitbucket",
+            "auth_url": "https://bitbucket.org/site/oauth2/authorize",
+            "token_url": "https://bitbucket.org/site/oauth2/access_token",
+            "device_auth_url": "",
+            "scope": "repository repository:write",
+            "username": "x-token-auth",
+            "redirect_url": "",
+            "flow": "auto",
+            "secret_required": True,
+        },
+    ),
+    (
+        "chromium.googlesource.com",
+        {
+            "preset": "googlesource",
+            "auth_url": "https://accounts.google.com/o/oauth2/v2/auth",
+            "token_url": "https://oauth2.googleapis.com/token",
+            "scope": "https://www.googleapis.com/auth/gerritcodereview",
+            "username": "oauth2",
+            "login_hint": "login_hint",
+            "auth_params": {"access_type": "offline"},
+            "flow": "auto",
+        },
+    ),
+    ("dbc-a1b2.cloud.databricks.com", databricks("dbc-a1b2.cloud.databricks.com")),
+    ("adb-12.3.azuredatabricks.net", databricks("adb-12.3.azuredatabricks.net")),
+    ("1234.5.gcp.databricks.com", databricks("1234.5.gcp.databricks.com")),
+    ("dev.azure.com", AZURE_DEVOPS),
+    ("contoso.visualstudio.com", AZURE_DEVOPS),
+    (
+        "dbc-x.cloud.databricks.com:8443",
+        databricks("dbc-x.cloud.databricks.com:8443"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("host", "expected"), TABLE, ids=[t[0] for t in TABLE])
+def test_every_preset(home: Path, host: str, expected: dict[str, object]) -> None:
+    provider = settings_for(host)
+
+    assert provider is not None
+    actual = {key: getattr(provider, key) for key in expected}
+    assert actual == expected
+    assert provider.sources["preset"] == "preset"
+
+
+def test_table_covers_every_preset_and_host() -> None:
+    hosts = {host.lower() for host, _ in TABLE}
+    covered = {expected["preset"] for _, expected in TABLE}
+
+    assert covered == set(PRESETS)
+    for pattern in HOSTS:
+        assert any(
+            h == pattern or (pattern[:2] == "*." and h.endswith(pattern[1:]))
+            for h in hosts
+        ), pattern
+
+
+def self_hosted_gitlab(host: str) -> dict[str, object]:
+    return {
+        "preset": "gitlab",
+        "auth_url": f"https://{host}/oauth/authorize",
+        "token_url": f"https://{host}/oauth/token",
+        "device_auth_url": f"https://{host}/oauth/authorize_device",
+        "scope": "read_repository write_repository",
+        "username": "oauth2",
+        "register_url": f"https://{host}/-/user_settings/applications",
+    }
+
+
+def test_gitlab_detected_by_wwwauth_realm(home: Path) -> None:
+    provider = settings_for("code.corp.example", 'Basic realm="GitLab"')
+
+    assert provider is not None
+    assert {k: getattr(provider, k) for k in self_hosted_gitlab("x")} == (
+        self_hosted_gitlab("code.corp.example")
+    )
+    assert provider.sources["preset"] == "wwwauth realm"
+
+
+@pytest.mark.parametrize(
+    ("header", "preset"),
+    [
+        ('Basic realm="Gitea"', "gitea"),
+        ('basic REALM="forgejo", charset="UTF-8"', "gitea"),
+        ('Basic realm="GitHub"', "github"),
+        ("Basic realm=GitLab", "gitlab"),
+    ],
+)
+def test_other_realms(home: Path, header: str, preset: str) -> None:
+    provider = settings_for("code.corp.example:8443", 'Bearer error="x"', header)
+
+    assert provider is not None and provider.preset == preset
+    assert provider.token_url.startswith("https://code.corp.example:8443/")
+
+
+def test_unknown_realm_is_not_served(home: Path) -> None:
+    assert settings_for("code.corp.example", 'Basic realm="Jenkins"') is None
+    assert settings_for("code.corp.example") is None
+
+
+def test_self_hosted_detected_by_host_name(home: Path) -> None:
+    gitlab = settings_for("gitlab.corp.example")
+    forgejo = settings_for("forgejo.corp.example")
+
+    assert gitlab is not None and forgejo is not None
+    assert gitlab.sources["preset"] == "host name"
+    assert gitlab.token_url == "https://gitlab.corp.example/oauth/token"
+    assert forgejo.auth_url == "https://forgejo.corp.example/login/oauth/authorize"
+
+
+def test_configured_server_is_not_second_guessed(home: Path) -> None:
+    git_config(
+        home, "credential.https://gitlab.corp.example.oauthIssuer", "https://id.example"
+    )
+
+    provider = settings_for("gitlab.corp.example", GITLAB_REALM)
+
+    assert provider is not None
+    assert provider.preset == ""
+    assert provider.scopes == ()
+    assert provider.token_url == ""
+
+
+def test_client_id_alone_keeps_the_detected_preset(home: Path) -> None:
+    git_config(home, "credential.https://code.corp.example.oauthClientId", "cid")
+
+    provider = settings_for("code.corp.example", GITLAB_REALM)
+
+    assert provider is not None
+    assert provider.client_id == "cid"
+    assert provider.token_url == "https://code.corp.example/oauth/token"
+
+
+def test_github_enterprise_by_config(home: Path) -> None:
+    git_config(home, "credential.https://ghe.corp.example.oauthPreset", "github")
+    git_config(home, "credential.https://ghe.corp.example.oauthClientId", "cid")
+    git_config(home, "credential.https://ghe.corp.example.oauthClientSecret", "s3")
+
+    provider = settings_for("ghe.corp.example")
+
+    assert provider is not None
+    assert provider.auth_url == "https://ghe.corp.example/login/oauth/authorize"
+    assert provider.device_auth_url == "https://ghe.corp.example/login/device/code"
+    assert provider.sources["preset"] == "git config"
+    # With a secret the browser flow works, so auto stays auto.
+    assert provider.flow == "auto"
+
+
+def test_preset_from_file(home: Path) -> None:
+    folder = home / "config" / "oauth-helper"
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text(
+        '[hosts."git.corp.example"]\npreset = "gitea"\nredirect_ports = [8021, 8022]\n'
+        'auth_params = { prompt = "consent" }\n'
+    )
+
+    provider = settings_for("git.corp.example")
+
+    assert provider is not None
+    assert provider.preset == "gitea"
+    assert provider.sources["preset"] == "file"
+    assert provider.redirect_ports == (8021, 8022)
+    assert provider.auth_params == {"prompt": "consent"}
+
+
+def test_unknown_preset_is_a_config_error(home: Path) -> None:
+    git_config(home, "credential.https://git.corp.example.oauthPreset", "sourceforge")
+
+    with pytest.raises(ConfigError, match="oauthPreset must be one of github"):
+        settings_for("git.corp.example")
+
+
+def test_authority_from_git_config(home: Path) -> None:
+    authority = "https://login.microsoftonline.com/contoso.example"
+    git_config(home, "credential.https://git.corp.example.oauthAuthority", authority)
+    git_config(home, "credential.https://dev.azure.com.oauthAuthority", authority)
+
+    mine = settings_for("git.corp.example")
+    devops = settings_for("dev.azure.com")
+
+    assert mine is not None and devops is not None
+    assert mine.authority == devops.authority == authority
+    assert devops.sources["authority"] == "git config"
+    assert devops.scope == "499b84ac-1321-427f-aa17-267ca6975798/.default"
+
+
+@pytest.mark.parametrize(
+    ("value", "ports"),
+    [("8021-8023", (8021, 8022, 8023)), ("9000, 9005", (9000, 9005)), ("7", (7,))],
+)
+def test_redirect_ports_from_git_config(home: Path, value: str, ports: tuple) -> None:
+    git_config(
+        home, "credential.https://dbc-a.cloud.databricks.com.oauthRedirectPorts", value
+    )
+
+    provider = settings_for("dbc-a.cloud.databricks.com")
+
+    assert provider is not None and provider.redirect_ports == ports
+
+
+@pytest.mark.parametrize("value", ["80-x", "0", "70000", "-"])
+def test_bad_redirect_ports(home: Path, value: str) -> None:
+    git_config(home, "credential.https://git.corp.example.oauthRedirectPorts", value)
+
+    with pytest.raises(ConfigError, match="oauthRedirectPorts"):
+        settings_for("git.corp.example")
+
+
+def test_auth_params_flow_and_secret_per_host(home: Path) -> None:
+    base = "credential.https://github.com."
+    git_config(
+        home, base + "oauthAuthParams", "prompt=select_account&allow_signup=false"
+    )
+    git_config(home, base + "oauthFlow", "browser")
+    git_config(home, base + "oauthClientSecret", "not-really-secret")
+
+    provider = settings_for("github.com")
+
+    assert provider is not None
+    assert provider.auth_params == {"prompt": "select_account", "allow_signup": "false"}
+    assert provider.flow == "browser"
+    assert "not-really-secret" not in repr(provider)
+
+
+def run_get(home: Path, request: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HELPER, "get"],
+        input=request,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=30,
+    )
+
+
+def test_miss_explains_registration_in_one_line(home: Path) -> None:
+    done = run_get(
+        home,
+        f"protocol=https\nhost=code.corp.example\nwwwauth[]={GITLAB_REALM}\n\n",
+    )
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert "GitLab needs an OAuth client ID" in done.stderr
+    assert "https://code.corp.example/-/user_settings/applications" in done.stderr
+    assert (
+        "git config --global credential.https://code.corp.example.oauthClientId <ID>"
+        in done.stderr
+    )
+
+
+def test_miss_names_the_secret_where_one_is_required(home: Path) -> None:
+    done = run_get(home, "protocol=https\nhost=bitbucket.org\n\n")
+
+    assert done.returncode == 1 and done.stdout == ""
+    assert "oauthClientSecret" in done.stderr
+
+
+def test_non_interactive_miss_is_silent(home: Path) -> None:
+    done = run_get(
+        home,
+        f"protocol=https\nhost=code.corp.example\nwwwauth[]={GITLAB_REALM}\n\n",
+        GIT_TERMINAL_PROMPT="0",
+    )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
