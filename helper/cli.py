@@ -14,22 +14,36 @@ import click
 from helper import actions, logs, settings
 from helper.errors import HelperError
 from helper.protocol import Credential
+from helper.providers import Provider
 from helper.store import Record, Store
 
 __all__ = ["run"]
 
 _SHOWN = (
+    "name",
+    "preset",
     "client_id",
+    "client_secret",
     "scopes",
     "issuer",
+    "discovery_url",
+    "authority",
     "auth_url",
     "token_url",
     "device_auth_url",
     "redirect_url",
+    "redirect_ports",
     "flow",
     "username",
+    "login_hint",
+    "auth_params",
     "expiry_margin",
 )
+_ENDPOINTS = {
+    "auth_url": "authorization_endpoint",
+    "token_url": "token_endpoint",
+    "device_auth_url": "device_authorization_endpoint",
+}
 
 
 def run(args: list[str]) -> int:
@@ -152,15 +166,50 @@ def explain(url: str, as_json: bool) -> None:
     if provider is None:
         click.echo(f"{url}: not served (no preset, git config or file entry)")
         return
-    values = {key: getattr(provider, key) for key in _SHOWN}
-    values["scopes"] = provider.scope
-    values["client_secret"] = "[secure]" if provider.client_secret else ""
-    rows = {
-        k: {"value": v, "source": provider.sources.get(k, "default")}
-        for k, v in values.items()
-    }
+    _discover(provider)
+    rows = {key: _row(provider, cred, key) for key in _SHOWN}
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for key, row in rows.items():
         click.echo(f"{key}: {row['value']}  ({row['source']})")
+
+
+def _discover(provider: Provider) -> None:
+    # What a sign-in would do: endpoints the issuer's metadata supplies.
+    if not provider.issuer or provider.authority:
+        return
+    from helper.discovery import discover
+
+    document = discover(provider.issuer, provider.discovery_url)
+    for key, name in _ENDPOINTS.items():
+        if document.get(name) and not getattr(provider, key):
+            provider.set(key, str(document[name]), "discovery")
+
+
+def _row(provider: Provider, cred: Credential, key: str) -> dict[str, object]:
+    value: object = getattr(provider, key)
+    source = provider.sources.get(key, "default")
+    if key == "client_secret":
+        value = "[secure]" if value else ""
+    elif key == "scopes":
+        value = provider.scope
+    elif key == "redirect_ports":
+        value = " ".join(map(str, provider.redirect_ports))
+    elif key == "redirect_url":
+        value = provider.redirect_url or "http://127.0.0.1:<random port>/"
+    elif key == "flow":
+        value = _flow(provider)
+    elif key == "username" and cred.username:
+        value, source = cred.username, "request"
+    elif key == "auth_params":
+        value = " ".join(f"{k}={v}" for k, v in sorted(provider.auth_params.items()))
+    return {"value": value, "source": source}
+
+
+def _flow(provider: Provider) -> str:
+    if provider.flow != "auto":
+        return provider.flow
+    from helper.login import choose_flow
+
+    return f"auto ({choose_flow(provider)} here)"

@@ -41,14 +41,19 @@ def cache_dir() -> pathlib.Path:
     return pathlib.Path(platformdirs.user_cache_dir("oauth-helper")) / "discovery"
 
 
-def discover(issuer: str) -> dict[str, Any]:
-    """The metadata document of *issuer*, from the cache or the network."""
+def discover(issuer: str, url: str = "") -> dict[str, Any]:
+    """The metadata document of *issuer*, from the cache or the network.
+
+    *url* is a metadata URL the provider documents; it is tried first.
+    """
     http.require_secure(issuer, "issuer")
+    if url:
+        http.require_secure(url, "discovery_url")
     cached = _read_cache(issuer)
     if cached is not None:
         return cached
 
-    document = _fetch_first(issuer)
+    document = _fetch_first(issuer, url)
     _write_cache(issuer, document)
     return document
 
@@ -68,15 +73,18 @@ def well_known_urls(issuer: str) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-def _fetch_first(issuer: str) -> dict[str, Any]:
-    urls = well_known_urls(issuer)
+def _fetch_first(issuer: str, url: str) -> dict[str, Any]:
+    # The documented URL first, then the well-known ones, each once.
+    urls = dict.fromkeys(
+        [url, *well_known_urls(issuer)] if url else well_known_urls(issuer)
+    )
     reasons = []
     with http.session() as session:
-        for url in urls:
+        for candidate in urls:
             try:
-                return _fetch(session, issuer, url)
+                return _fetch(session, issuer, candidate)
             except _NotHere as exc:
-                reasons.append(f"{url}: {exc}")
+                reasons.append(f"{candidate}: {exc}")
 
     raise ConfigError(
         f"no OAuth metadata for {issuer} ({'; '.join(reasons)}); "
