@@ -6,6 +6,7 @@ module and loads nothing heavy; refreshing and signing in live in
 :mod:`helper.login`, imported only when needed.
 """
 
+import os
 import time
 
 from helper import logs
@@ -78,8 +79,26 @@ def get(cred: Credential, settings: Settings, st: Store) -> Pairs:
         return _explain_missing_client(cred, provider, settings.interactive)
     from helper import login
 
-    record = login.obtain(cred, provider, st, settings.interactive)
+    interactive = settings.interactive and someone_is_there()
+    record = login.obtain(cred, provider, st, interactive)
     return answer(record, cred, margin) if record is not None else []
+
+
+def someone_is_there() -> bool:
+    """Whether a person could complete a sign-in: a browser, or a terminal.
+
+    Like git's own prompt, which needs /dev/tty: a cron job or a CI runner
+    with neither must not wait minutes for a sign-in nobody will see.
+    """
+    from helper.browser import can_open_browser
+
+    if can_open_browser() or os.name == "nt":
+        return True
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR))
+    except OSError:
+        return False
+    return True
 
 
 def _refresh_token_only(record: Record | None) -> Pairs:

@@ -212,3 +212,23 @@ def test_corrupt_record_means_a_new_login_and_a_rewritten_record(
     assert "unreadable" in done.stderr or "damaged" in done.stderr
     assert provider.counts()["authorization_code"] == 2
     assert provider.introspect(stored_tokens(helper_env)[0])["active"] is True
+
+
+def test_nobody_to_sign_in_means_no_login_and_no_wait(
+    helper_env: dict[str, str], git_server: GitServer, provider: Provider
+) -> None:
+    configure(helper_env, git_server, provider)
+    env = {k: v for k, v in helper_env.items() if k != "BROWSER"}
+    host = git_server.url.split("/")[2]
+    # setsid: no controlling terminal, as under cron or a CI runner.
+    done = subprocess.run(
+        ["setsid", "oauth-helper", "get"],
+        input=f"protocol=http\nhost={host}\n\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert provider.counts()["total"] == 0
