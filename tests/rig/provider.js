@@ -1,7 +1,7 @@
 // Test OpenID provider for the oauth-helper integration rig (oidc-provider 9).
 //
-// Serves HTTPS on 127.0.0.1 with two clients (the helper, public; the git
-// server, confidential, for RFC 7662 introspection) and a few /_test/
+// Serves HTTPS on 127.0.0.1 with three clients (the helper and a Databricks
+// stand-in, public; the git server, confidential, for RFC 7662 introspection) and a few /_test/
 // endpoints that let tests count, slow down and invalidate tokens.
 // Only "READY <port>" goes to stdout; everything else goes to stderr.
 
@@ -155,6 +155,18 @@ const configuration = {
       redirect_uris: ['http://127.0.0.1/', 'http://127.0.0.1/callback', 'http://localhost:8020'],
     },
     {
+      // Stands in for Databricks' public CLI client: a web client, so only
+      // the exact strings registered here pass (no RFC 8252 any-port rule),
+      // as a real workspace registers http://localhost:8020 to 8040.
+      client_id: 'databricks-cli',
+      client_name: 'Databricks CLI (rig)',
+      application_type: 'web',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: Array.from({ length: 21 }, (_, i) => `http://localhost:${8020 + i}`),
+    },
+    {
       client_id: 'git-server',
       client_secret: 'git-server-secret',
       token_endpoint_auth_method: 'client_secret_basic',
@@ -163,7 +175,7 @@ const configuration = {
       redirect_uris: [],
     },
   ],
-  scopes: ['openid', 'offline_access', 'profile', 'email', 'git'],
+  scopes: ['openid', 'offline_access', 'profile', 'email', 'git', 'all-apis'],
   claims: {
     openid: ['sub'],
     profile: ['name'],
