@@ -1,0 +1,179 @@
+"""``oauth-helper explain`` and discovery failures, through the executable."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flows.fakeserver import FakeServer, Reply
+
+HELPER = str(Path(sys.executable).parent / "oauth-helper")
+OIDC = "/.well-known/openid-configuration"
+SECRET = "explain-test-client-secret"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text("")
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "OAUTH_"))
+    }
+    environ.update(
+        GIT_CONFIG_GLOBAL=str(gitconfig),
+        GIT_CONFIG_NOSYSTEM="1",
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        OAUTH_HELPER_HOME=str(tmp_path / "state"),
+        OAUTH_HELPER_STORE="file",
+    )
+    environ.pop("BROWSER", None)
+    environ.pop("DISPLAY", None)
+    return environ
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServer]:
+    with FakeServer() as server:
+        yield server
+
+
+def git_config(env: dict[str, str], url: str, **values: str) -> None:
+    for key, value in values.items():
+        subprocess.run(
+            ["git", "config", "--global", f"credential.{url}.{key}", value],
+            env=env,
+            check=True,
+        )
+
+
+def helper(
+    env: dict[str, str], *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HELPER, *args], input=stdin, env=env, capture_output=True, text=True
+    )
+
+
+def sign_in(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # A browser command makes the request interactive; discovery fails first.
+    return helper(
+        {**env, "BROWSER": "true"},
+        "get",
+        stdin="protocol=https\nhost=git.corp.example\n\n",
+    )
+
+
+def explain_json(env: dict[str, str], url: str) -> dict[str, dict[str, object]]:
+    done = helper(env, "explain", "--json", url)
+    assert done.returncode == 0, done.stderr
+    rows: dict[str, dict[str, object]] = json.loads(done.stdout)
+    return rows
+
+
+def test_issuer_endpoints_come_from_discovery(
+    env: dict[str, str], fake: FakeServer
+) -> None:
+    issuer = fake.origin
+    fake.route(
+        OIDC,
+        Reply(
+            200,
+            {
+                "issuer": issuer,
+                "authorization_endpoint": f"{issuer}/auth",
+                "token_endpoint": f"{issuer}/token",
+            },
+        ),
+    )
+    git_config(
+        env,
+        "https://git.corp.example",
+        oauthIssuer=issuer,
+        oauthClientId="cid",
+        oauthClientSecret=SECRET,
+        oauthRedirectURL="http://127.0.0.1:8765/callback",
+        oauthTokenURL=f"{issuer}/own-token",
+    )
+
+    rows = explain_json(env, "https://someone@git.corp.example/repo.git")
+
+    assert rows["auth_url"] == {"value": f"{issuer}/auth", "source": "discovery"}
+    assert rows["token_url"] == {"value": f"{issuer}/own-token", "source": "git config"}
+    assert rows["device_auth_url"] == {"value": "", "source": "default"}
+    assert rows["client_id"] == {"value": "cid", "source": "git config"}
+    assert rows["client_secret"] == {"value": "[secure]", "source": "git config"}
+    assert rows["redirect_url"]["value"] == "http://127.0.0.1:8765/callback"
+    assert rows["username"] == {"value": "someone", "source": "request"}
+    assert rows["flow"]["value"] == "auto (browser here)"
+
+
+def test_text_output_shows_sources_and_never_the_secret(env: dict[str, str]) -> None:
+    git_config(env, "https://github.com", oauthClientSecret=SECRET)
+
+    done = helper(env, "explain", "https://github.com/org/repo")
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "token_url: https://github.com/login/oauth/access_token  (preset)" in lines
+    assert "client_secret: [secure]  (git config)" in lines
+    assert "redirect_url: http://127.0.0.1:<random port>/  (default)" in lines
+    assert "username: x-access-token  (preset)" in lines
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_unserved_url(env: dict[str, str]) -> None:
+    done = helper(env, "explain", "https://unknown.example/x")
+
+    assert done.returncode == 0
+    assert "not served" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["explain", "get"])
+def test_discovery_failure_is_one_line_naming_the_url(
+    env: dict[str, str], fake: FakeServer, command: str
+) -> None:
+    fake.route(OIDC, Reply(404, {}))
+    git_config(env, "https://git.corp.example", oauthIssuer=fake.origin)
+    git_config(env, "https://git.corp.example", oauthClientId="cid")
+
+    if command == "get":
+        done = sign_in(env)
+    else:
+        done = helper(env, "explain", "https://git.corp.example")
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.count("\n") == 1
+    assert f"{fake.origin}{OIDC}: HTTP 404" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["explain", "get"])
+def test_issuer_mismatch_is_refused(
+    env: dict[str, str], fake: FakeServer, command: str
+) -> None:
+    fake.route(
+        OIDC,
+        Reply(
+            200,
+            {
+                "issuer": "https://evil.example",
+                "authorization_endpoint": "https://evil.example/auth",
+                "token_endpoint": "https://evil.example/token",
+            },
+        ),
+    )
+    git_config(env, "https://git.corp.example", oauthIssuer=fake.origin)
+    git_config(env, "https://git.corp.example", oauthClientId="cid")
+
+    if command == "get":
+        done = sign_in(env)
+    else:
+        done = helper(env, "explain", "https://git.corp.example")
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.count("\n") == 1
+    assert "names issuer 'https://evil.example'" in done.stderr
+    assert f"expected '{fake.origin}'" in done.stderr
