@@ -23,7 +23,8 @@ MAGIC = "oauth-helper-record"
 VERSION = "1"
 # The key: a record is found again only for the same values of all of these.
 KEY_FIELDS = ("protocol", "host", "path", "username", "client_id", "scope")
-SECRET_FIELDS = ("password", "oauth_refresh_token", "credential")
+# msal_cache: MSAL's serialized token cache (Entra ID path), refresh token inside.
+SECRET_FIELDS = ("password", "oauth_refresh_token", "credential", "msal_cache")
 META_FIELDS = ("password_expiry_utc", "authtype", "origin", "kind", "updated")
 FIELDS = KEY_FIELDS + META_FIELDS + SECRET_FIELDS
 # Unix times: a damaged one must make the record unreadable, not crash expiry().
@@ -47,6 +48,7 @@ class Record:
     password: str
     oauth_refresh_token: str
     credential: str
+    msal_cache: str
 
     def __init__(self, **values: str) -> None:
         for field in FIELDS:
