@@ -3,7 +3,9 @@
 All of it runs under the per-key lock, so however many git processes miss at
 once, one refreshes (or signs in) and the others read its result. A rotated
 refresh token is saved before the access token is handed out (the old one is
-already dead at the provider).
+already dead at the provider). A provider with an ``authority`` (Microsoft
+Entra ID) goes through MSAL, whose cache (refresh token inside) is kept in
+the record's ``msal_cache``.
 """
 
 import time
@@ -32,7 +34,7 @@ def obtain(
         if current is not None and current.is_fresh(provider.expiry_margin):
             return current
 
-        if current is not None and current.oauth_refresh_token:
+        if current is not None and _refresh_secret(provider, current):
             refreshed = _refresh(provider, st, current)
             if refreshed is not None:
                 return refreshed
@@ -41,7 +43,18 @@ def obtain(
         return _login(cred, provider, st, target)
 
 
+def _uses_msal(provider: Provider) -> bool:
+    return bool(provider.authority)
+
+
+def _refresh_secret(provider: Provider, record: Record) -> str:
+    """What a refresh needs from *record*: MSAL's cache or our refresh token."""
+    return record.msal_cache if _uses_msal(provider) else record.oauth_refresh_token
+
+
 def _refresh(provider: Provider, st: Store, current: Record) -> Record | None:
+    if _uses_msal(provider):
+        return _refresh_msal(provider, st, current)
     from helper.flows.refresh import refresh
 
     complete_endpoints(provider)
@@ -51,8 +64,20 @@ def _refresh(provider: Provider, st: Store, current: Record) -> Record | None:
         return _still_valid(current)
     except FlowError as exc:
         log.info("the provider refused the refresh token (%s)", exc.error or exc)
-        return _after_refusal(st, current)
+        return _after_refusal(provider, st, current)
     return _save(st, current, token)
+
+
+def _refresh_msal(provider: Provider, st: Store, current: Record) -> Record | None:
+    from helper.flows import msal
+
+    try:
+        signed = msal.refresh(provider, current.msal_cache)
+    except TransientError:
+        return _still_valid(current)
+    if signed is None:
+        return _after_refusal(provider, st, current)
+    return _save(st, current, signed.token, msal_cache=signed.cache)
 
 
 def _still_valid(current: Record) -> Record | None:
@@ -68,20 +93,22 @@ def _still_valid(current: Record) -> Record | None:
     )
 
 
-def _after_refusal(st: Store, current: Record) -> Record | None:
+def _after_refusal(provider: Provider, st: Store, current: Record) -> Record | None:
     # Re-read once: a helper outside our lock (another key, another machine
     # sharing the folder) may have rotated the token in between.
     again = st.reload(current)
-    rotated = again is not None and (
-        again.oauth_refresh_token != current.oauth_refresh_token
-    )
+    used = _refresh_secret(provider, current)
+    rotated = again is not None and _refresh_secret(provider, again) != used
     if rotated and again is not None and again.is_fresh(0):
         return again
-    st.save(current.copy(password="", oauth_refresh_token="", password_expiry_utc=""))
+    dead = {"password": "", "oauth_refresh_token": "", "msal_cache": ""}
+    st.save(current.copy(password_expiry_utc="", **dead))
     return None
 
 
 def _login(cred: Credential, provider: Provider, st: Store, target: Record) -> Record:
+    if _uses_msal(provider):
+        return _login_msal(cred, provider, st, target)
     complete_endpoints(provider)
     token = _run_flow(cred, provider)
     return _save(st, target, token)
@@ -99,18 +126,37 @@ def _run_flow(cred: Credential, provider: Provider) -> Token:
     return login_browser(provider, login_hint=cred.username)
 
 
+def _login_msal(
+    cred: Credential, provider: Provider, st: Store, target: Record
+) -> Record:
+    from helper.flows import msal
+
+    flow = choose_flow(provider)
+    log.info("signing in to %s with MSAL's %s flow", cred.host, flow)
+    if flow == "device":
+        signed = msal.login_device(provider)
+    else:
+        # Azure DevOps URLs carry the organization as user name
+        # (https://org@dev.azure.com/org/...): only an address is a login hint.
+        hint = cred.username if "@" in cred.username else ""
+        signed = msal.login_browser(provider, login_hint=hint)
+    return _save(st, target, signed.token, msal_cache=signed.cache)
+
+
 def choose_flow(provider: Provider) -> str:
     """``browser`` or ``device``, resolving ``auto`` for this machine."""
     if provider.flow != "auto":
         return provider.flow
     from helper.browser import can_open_browser
 
-    if can_open_browser() or not provider.device_auth_url:
+    # Through MSAL the device endpoint comes from discovery, later.
+    has_device = bool(provider.device_auth_url) or _uses_msal(provider)
+    if can_open_browser() or not has_device:
         return "browser"
     return "device"
 
 
-def _save(st: Store, base: Record, token: Token) -> Record:
+def _save(st: Store, base: Record, token: Token, **extra: str) -> Record:
     if not token.access_token:
         raise FlowError("the token endpoint answered without an access_token")
     record = base.copy(
@@ -118,6 +164,7 @@ def _save(st: Store, base: Record, token: Token) -> Record:
         oauth_refresh_token=token.refresh_token or base.oauth_refresh_token,
         password_expiry_utc=str(token.expires_at) if token.expires_at else "",
         origin="login",
+        **extra,
     )
     st.save(record)
     return record
