@@ -197,7 +197,7 @@ def erase(cred: Credential, settings: Settings, st: Store) -> None:
 
 
 def _forget(record: Record, st: Store) -> None:
-    if record.origin == "login" and record.oauth_refresh_token:
+    if record.origin == "login" and (record.oauth_refresh_token or record.msal_cache):
         # The next get refreshes silently instead of starting a login.
         with st.lock(record):
             current = st.reload(record)

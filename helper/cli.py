@@ -123,7 +123,7 @@ def _describe(record: Record) -> dict[str, object]:
         "expires": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(expiry))
         if expiry
         else "",
-        "refresh_token": bool(record.oauth_refresh_token or record.sealed),
+        "refresh_token": record.refreshable == "1",
         "store": record.kind,
         "origin": record.origin,
     }

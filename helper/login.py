@@ -176,12 +176,13 @@ def complete_endpoints(provider: Provider) -> None:
     if provider.issuer and needs:
         from helper.discovery import discover
 
-        document = discover(provider.issuer)
+        document = discover(provider.issuer, provider.discovery_url)
         _fill(provider, "auth_url", document.get("authorization_endpoint"))
         _fill(provider, "token_url", document.get("token_endpoint"))
         _fill(
             provider, "device_auth_url", document.get("device_authorization_endpoint")
         )
+        _default_scopes(provider, document)
     if not provider.token_url:
         raise ConfigError(
             f"no token endpoint for {provider.name or 'this host'}: "

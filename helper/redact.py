@@ -20,6 +20,7 @@ SECRET_KEYS = frozenset(
         "authorization",
         "credential",
         "token",
+        "msal_cache",
     }
 )
 MASK = "[secure]"

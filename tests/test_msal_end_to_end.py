@@ -121,11 +121,6 @@ def test_revoked_refresh_token_falls_back_to_login(
     assert browser_runs(rig_log_dir) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="actions._forget keeps a login record only when it has an "
-    "oauth_refresh_token; it must also keep one with an msal_cache",
-)
 def test_rejected_token_is_erased_then_refreshed(
     clone: Path, provider: Provider, rig_log_dir: Path, helper_env: dict[str, str]
 ) -> None:

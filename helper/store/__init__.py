@@ -119,7 +119,12 @@ class Store:
 
     def save(self, record: Record) -> None:
         """Write *record* atomically, sealed in the keyring when that store is used."""
-        record = record.copy(host=record.host.lower(), updated=str(int(time.time())))
+        refreshable = "1" if record.oauth_refresh_token or record.msal_cache else ""
+        record = record.copy(
+            host=record.host.lower(),
+            updated=str(int(time.time())),
+            refreshable=refreshable,
+        )
         folder = self._host_dir(record.protocol, record.host)
         files.ensure_private_dir(self.root)
         files.ensure_private_dir(os.path.join(self.root, "records"))

@@ -25,7 +25,16 @@ VERSION = "1"
 KEY_FIELDS = ("protocol", "host", "path", "username", "client_id", "scope")
 # msal_cache: MSAL's serialized token cache (Entra ID path), refresh token inside.
 SECRET_FIELDS = ("password", "oauth_refresh_token", "credential", "msal_cache")
-META_FIELDS = ("password_expiry_utc", "authtype", "origin", "kind", "updated")
+# refreshable: "1" when a refresh token is kept, so status can say so without
+# unsealing anything.
+META_FIELDS = (
+    "password_expiry_utc",
+    "authtype",
+    "origin",
+    "kind",
+    "updated",
+    "refreshable",
+)
 FIELDS = KEY_FIELDS + META_FIELDS + SECRET_FIELDS
 # Unix times: a damaged one must make the record unreadable, not crash expiry().
 _NUMERIC_FIELDS = ("password_expiry_utc", "updated")
@@ -45,6 +54,7 @@ class Record:
     origin: str
     kind: str
     updated: str
+    refreshable: str
     password: str
     oauth_refresh_token: str
     credential: str
