@@ -10,7 +10,6 @@ import os
 import time
 
 from helper import logs
-from helper.errors import ConfigError
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.settings import Settings
@@ -76,7 +75,7 @@ def get(cred: Credential, settings: Settings, st: Store) -> Pairs:
         return _refresh_token_only(record)
 
     if not provider.client_id:
-        return _explain_missing_client(cred, provider, settings.interactive)
+        return _explain_missing_client(cred, provider, settings.interactive, st)
     from helper import login
 
     interactive = settings.interactive and someone_is_there()
@@ -110,9 +109,11 @@ def _refresh_token_only(record: Record | None) -> Pairs:
 
 
 def _explain_missing_client(
-    cred: Credential, provider: Provider, interactive: bool
+    cred: Credential, provider: Provider, interactive: bool, st: Store
 ) -> Pairs:
-    if not interactive:
+    # A preset host without a client ID is not served yet: say once how to
+    # set it up, then stay out of the way (git asks the next helper).
+    if not interactive or not st.first_time(f"client-id {cred.protocol}://{cred.host}"):
         return []
     # One line: where to register an app, and the one command that uses it.
     name = provider.name or cred.host
@@ -120,12 +121,18 @@ def _explain_missing_client(
     redirect = provider.redirect_url or "http://127.0.0.1/"
     # A provider that refuses public browser-flow clients also needs a secret.
     secret = provider.secret_required and not provider.device_auth_url
-    raise ConfigError(
-        f"{name} needs an OAuth client ID: register an OAuth application {where} "
-        f"(redirect URI {redirect}), then run: git config --global "
-        f"credential.{cred.protocol}://{cred.host}.oauthClientId <ID>"
-        + ("; set oauthClientSecret <SECRET> the same way" if secret else "")
+    log.warning(
+        "%s needs an OAuth client ID: register an OAuth application %s "
+        "(redirect URI %s), then run: git config --global "
+        "credential.%s://%s.oauthClientId <ID>%s",
+        name,
+        where,
+        redirect,
+        cred.protocol,
+        cred.host,
+        "; set oauthClientSecret <SECRET> the same way" if secret else "",
     )
+    return []
 
 
 def answer(record: Record, cred: Credential, margin: int) -> Pairs:

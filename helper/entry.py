@@ -81,7 +81,8 @@ def run_action(
 
 def _dispatch(action: str, stdin: Iterable[str]) -> list[tuple[str, str]]:
     cred = parse(stdin)
-    if not cred.protocol or not cred.host:
+    if not cred.protocol:
+        # git always sends a protocol; "cert" credentials have no host.
         return []
 
     from helper import settings

@@ -93,6 +93,10 @@ def parse(lines: Iterable[str]) -> Credential:
             # git itself rejects such a line; the line may hold a secret, so
             # the message names only its position in the protocol.
             raise ProtocolError("invalid credential line: expected key=value")
+        if "\0" in line:
+            # git-credential(1): values never contain NUL; a NUL would also
+            # cut paths and command lines short further down.
+            raise ProtocolError("invalid credential line: NUL byte")
 
         _assign(cred, key, value)
     return cred
@@ -114,15 +118,16 @@ def _assign(cred: Credential, key: str, value: str) -> None:
 def _assign_url(cred: Credential, url: str) -> None:
     # git-credential(1): "url" is split into its parts, as if each were sent.
     # Imported here: urllib.parse is slow to load and git never sends "url".
+    # As git's credential_from_url: the host is what stands between "@" and
+    # "/", port and IPv6 brackets included, so it matches what git sends.
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
     cred.protocol = parts.scheme
-    cred.host = parts.hostname or ""
-    if parts.port is not None:
-        cred.host = f"{cred.host}:{parts.port}"
-    if parts.username:
-        cred.username = unquote(parts.username)
+    cred.host = unquote(host)
+    if userinfo:
+        cred.username = unquote(userinfo.partition(":")[0])
     cred.path = unquote(parts.path.lstrip("/"))
 
 

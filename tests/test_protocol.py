@@ -53,6 +53,17 @@ def test_url_is_split_into_parts() -> None:
     assert cred.username == "al@ice"
 
 
+def test_url_keeps_ipv6_brackets_and_port_as_git_sends_them() -> None:
+    cred = parse(io.StringIO("url=https://[::1]:9000/x\n"))
+
+    assert (cred.host, cred.path) == ("[::1]:9000", "x")
+
+
+def test_nul_byte_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="NUL"):
+        parse(io.StringIO("protocol=https\nhost=h\0evil\n"))
+
+
 def test_line_without_equals_is_an_error_that_hides_the_line() -> None:
     with pytest.raises(ProtocolError) as caught:
         parse(io.StringIO("host=h\nghp_secretvalue\n"))

@@ -96,6 +96,20 @@ class Store:
             aside = path
         log.warning("ignoring an unreadable stored record (kept as %s)", aside)
 
+    def first_time(self, topic: str) -> bool:
+        """True the first time *topic* is seen in this store, then False."""
+        folder = os.path.join(self.root, "notes")
+        files.ensure_private_dir(self.root)
+        files.ensure_private_dir(folder)
+        path = os.path.join(folder, host_hash("note", topic))
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+        return True
+
     def reload(self, record: Record) -> Record | None:
         """Read *record*'s key again from disk, secrets loaded (None if gone)."""
         current = self._read(self._path(record))
