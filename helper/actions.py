@@ -147,7 +147,7 @@ def answer(record: Record, cred: Credential, margin: int) -> Pairs:
     if expiry is not None:
         # Tell git the token ends when we stop trusting it, not at the last
         # second the server accepts it (git compares whole seconds).
-        pairs.append(("password_expiry_utc", str(expiry - margin)))
+        pairs.append(("password_expiry_utc", str(expiry - record.margin(margin))))
     if record.origin == "store" and record.oauth_refresh_token:
         pairs.append(("oauth_refresh_token", record.oauth_refresh_token))
     return pairs

@@ -232,3 +232,21 @@ def test_nobody_to_sign_in_means_no_login_and_no_wait(
 
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert provider.counts()["total"] == 0
+
+
+def test_tokens_shorter_than_the_margin_are_reused_not_refreshed(
+    tmp_path: Path,
+    helper_env: dict[str, str],
+    git_server: GitServer,
+    provider: Provider,
+) -> None:
+    provider.set_access_ttl(30)
+    base = configure(helper_env, git_server, provider, oauthExpiryMargin="60")
+    git(helper_env, "clone", "-q", git_server.url, str(tmp_path / "clone"))
+    request = f"protocol=http\nhost={base.split('/')[2]}\n\n"
+    answers = [run_helper(helper_env, "get", stdin=request) for _ in range(3)]
+
+    assert provider.counts()["total"] == 1
+    for done in answers:
+        fields = dict(line.split("=", 1) for line in done.stdout.splitlines())
+        assert int(fields["password_expiry_utc"]) > time.time()

@@ -88,7 +88,19 @@ class Record:
         expiry = self.expiry()
         now = time.time() if now is None else now
         has_secret = bool(self.password or self.credential)
-        return has_secret and (expiry is None or expiry - margin > now)
+        return has_secret and (expiry is None or expiry - self.margin(margin) > now)
+
+    def margin(self, wanted: int) -> int:
+        """The safety margin for this token: *wanted*, but at most half its life.
+
+        A provider that issues 30-second tokens would otherwise have every
+        token count as expired on arrival, and be asked for a new one on
+        every call.
+        """
+        expiry = self.expiry()
+        if expiry is None or not self.updated.isdigit():
+            return wanted
+        return max(0, min(wanted, (expiry - int(self.updated)) // 2))
 
     def secrets_text(self) -> str:
         """The secret fields alone, in record line format."""

@@ -96,3 +96,18 @@ def test_fresh_needs_a_secret_and_a_future_expiry() -> None:
     assert not Record(password_expiry_utc="2000000").is_fresh(0, now)
     # capability[]=authtype: the secret is the credential, with no password.
     assert Record(authtype="Bearer", credential="tok").is_fresh(0, now)
+
+
+def test_margin_is_at_most_half_the_token_lifetime() -> None:
+    issued = 1_000_000
+    short = Record(
+        password="p", password_expiry_utc=str(issued + 30), updated=str(issued)
+    )
+    long = Record(
+        password="p", password_expiry_utc=str(issued + 3600), updated=str(issued)
+    )
+
+    assert short.margin(60) == 15
+    assert long.margin(60) == 60
+    assert short.is_fresh(60, now=issued + 14)
+    assert not short.is_fresh(60, now=issued + 16)
