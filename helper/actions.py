@@ -70,15 +70,20 @@ def get(cred: Credential, settings: Settings, st: Store) -> Pairs:
     margin = provider.expiry_margin if provider else 0
     record = find(cred, provider, st)
     if record is not None and record.is_fresh(margin):
+        log.debug("answering from the store for %s", cred.host)
         return answer(record, cred, margin)
     if provider is None:
+        log.debug("%s is not served; nothing fresh is stored", cred.host)
         return _refresh_token_only(record)
 
     if not provider.client_id:
         return _explain_missing_client(cred, provider, settings.interactive, st)
     from helper import login
 
+    # The slow path: modules below log through the standard logging tree.
+    logs.configure()
     interactive = settings.interactive and someone_is_there()
+    log.debug("no fresh token for %s (sign-in allowed: %s)", cred.host, interactive)
     record = login.obtain(cred, provider, st, interactive)
     return answer(record, cred, margin) if record is not None else []
 

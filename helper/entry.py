@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         logs.enable_debug()
     words = [a for a in args if a != "--debug"]
     if len(words) == 1 and words[0] in ACTIONS:
+        if logs.debug_enabled():
+            logs.configure()
         return run_action(words[0], _stdin_lines(), _write_stdout)
     unknown = bool(words) and words[0] not in COMMANDS and words[0][:1] != "-"
     if unknown and not sys.stdin.isatty():

@@ -209,3 +209,14 @@ def git_credential(
         timeout=30,
         check=False,
     )
+
+
+def test_debug_output_reaches_stderr_on_the_action_path(env: dict[str, str]) -> None:
+    store(env, username="alice", password="pw-secret-123")
+    done = run_helper(
+        "get", request(protocol="https", host=HOST), {**env, "OAUTH_HELPER_DEBUG": "1"}
+    )
+
+    assert "password=pw-secret-123" in done.stdout
+    assert "answering from the store" in done.stderr
+    assert "pw-secret-123" not in done.stderr
