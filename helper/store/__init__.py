@@ -70,7 +70,10 @@ class Store:
                 yield record
 
     def _read(self, path: str) -> Record | None:
-        data = files.read_bytes(path)
+        try:
+            data = files.read_bytes(path)
+        except IsADirectoryError:
+            data = b""  # something else took the record's name: set it aside
         if data is None:
             return None
         try:
@@ -251,6 +254,8 @@ class KeyLock:
             lock.acquire()
         except filelock.Timeout:
             raise self._timeout_error() from None
+        except OSError as exc:
+            raise StoreError(f"cannot lock {self.path}: {exc.strerror}") from None
         self._lock = lock
         return self
 

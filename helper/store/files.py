@@ -75,6 +75,8 @@ def read_bytes(path: str) -> bytes | None:
             return stream.read()
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}") from None
 
