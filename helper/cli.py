@@ -4,9 +4,9 @@ With :mod:`helper.entry`, the only module that prints or picks an exit code:
 0 success, 1 an operational failure, 2 a usage error (click's convention).
 """
 
+import datetime
 import json
 import sys
-import time
 from urllib.parse import urlsplit
 
 import click
@@ -39,6 +39,14 @@ _SHOWN = (
     "auth_params",
     "expiry_margin",
 )
+_URLS = (
+    "issuer",
+    "discovery_url",
+    "authority",
+    "auth_url",
+    "token_url",
+    "device_auth_url",
+)
 _ENDPOINTS = {
     "auth_url": "authorization_endpoint",
     "token_url": "token_endpoint",
@@ -60,6 +68,21 @@ def run(args: list[str]) -> int:
         return 1
     except HelperError as exc:
         click.echo(f"oauth-helper: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback, see below
+        # An exception nobody foresaw may carry request data in its message:
+        # only its type is shown, the traceback only with debug output on.
+        if logs.debug_enabled():
+            import traceback
+
+            traceback.print_exc()
+        click.echo(
+            f"oauth-helper: internal error ({type(exc).__name__}); "
+            f"run with --debug for details",
+            err=True,
+        )
         return 1
     return 0
 
@@ -85,13 +108,25 @@ def cli(debug: bool) -> None:
 
 
 def _request(url: str) -> Credential:
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    """The request git would send for *url*; a usage error if it is not one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+        # The URL is not echoed: a mistyped one may carry a password.
         raise click.BadParameter(
-            f"expected an http(s) URL, not {url!r}", param_hint="URL"
+            "expected an http(s) URL such as https://host/path", param_hint="URL"
         )
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return Credential(protocol=parts.scheme, host=host, username=parts.username or "")
+    # git writes an IPv6 literal with its brackets, and so do our records.
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    host = name + (f":{port}" if port else "")
+    return Credential(
+        protocol=parts.scheme,
+        host=host,
+        username=parts.username or "",
+    )
 
 
 @cli.command()
@@ -114,15 +149,12 @@ def token(url: str) -> None:
 
 
 def _describe(record: Record) -> dict[str, object]:
-    expiry = record.expiry()
     return {
         "host": f"{record.protocol}://{record.host}/{record.path}".rstrip("/"),
         "username": record.username,
         "client_id": record.client_id,
         "scopes": record.scope,
-        "expires": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(expiry))
-        if expiry
-        else "",
+        "expires": _utc(record),
         "refresh_token": record.refreshable == "1",
         "store": record.kind,
         "origin": record.origin,
@@ -133,27 +165,54 @@ def _describe(record: Record) -> dict[str, object]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """List stored credentials (never a secret)."""
-    rows = [_describe(r) for r in Store().all_records()]
+    # Hashed file names come back in no useful order: sort for people.
+    rows = sorted(
+        (_describe(r) for r in Store().all_records()),
+        key=lambda row: (str(row["host"]), str(row["username"])),
+    )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("nothing stored")
     for row in rows:
-        click.echo(" ".join(f"{k}={v}" for k, v in row.items() if v != ""))
+        click.echo(" ".join(f"{k}={v}" for k, v in row.items() if v not in ("", None)))
+
+
+def _utc(record: Record) -> str | None:
+    # ISO 8601 in UTC, as password_expiry_utc is; None when it never expires.
+    # A stored value may be any whole number git was given, even a huge one.
+    try:
+        expiry = record.expiry()
+        if expiry is None:
+            return None
+        moment = datetime.datetime.fromtimestamp(expiry, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return record.password_expiry_utc
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @cli.command()
 @click.argument("url", required=False)
 def logout(url: str | None) -> None:
-    """Remove stored credentials for URL's host, or all of them."""
+    """Remove stored credentials for URL's protocol and host, or all of them."""
     st = Store()
-    host = _request(url).host.lower() if url else None
+    # Only a missing argument means everything: an empty one is a mistake.
+    wanted = None if url is None else _request(url)
     removed = 0
     for record in list(st.all_records()):
-        if host is None or record.host == host:
+        if wanted is None or _same_origin(record, wanted):
             removed += st.remove(record)
     click.echo(f"removed {removed} stored credential(s)", err=True)
+
+
+def _same_origin(record: Record, wanted: Credential) -> bool:
+    if wanted.username and record.username != wanted.username:
+        return False
+    return (record.protocol, record.host.lower()) == (
+        wanted.protocol,
+        wanted.host.lower(),
+    )
 
 
 @cli.command()
@@ -164,27 +223,50 @@ def explain(url: str, as_json: bool) -> None:
     cred = _request(url)
     provider = settings.resolve(cred).provider
     if provider is None:
-        click.echo(f"{url}: not served (no preset, git config or file entry)")
+        origin = f"{cred.protocol}://{cred.host}"
+        click.echo(f"{origin}: not served (no preset, git config or file entry)")
         return
-    _discover(provider)
+    # Settings are shown even when they are broken: that is when people look.
+    problems = list(dict.fromkeys(_discover(provider) + _insecure(provider)))
     rows = {key: _row(provider, cred, key) for key in _SHOWN}
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-        return
-    for key, row in rows.items():
-        click.echo(f"{key}: {row['value']}  ({row['source']})")
+    else:
+        for key, row in rows.items():
+            click.echo(f"{key}: {row['value']}  ({row['source']})")
+    if problems:
+        raise HelperError("; ".join(problems))
 
 
-def _discover(provider: Provider) -> None:
+def _discover(provider: Provider) -> list[str]:
     # What a sign-in would do: endpoints the issuer's metadata supplies.
     if not provider.issuer or provider.authority:
-        return
+        return []
     from helper.discovery import discover
 
-    document = discover(provider.issuer, provider.discovery_url)
+    try:
+        document = discover(provider.issuer, provider.discovery_url)
+    except HelperError as exc:
+        return [str(exc)]
     for key, name in _ENDPOINTS.items():
         if document.get(name) and not getattr(provider, key):
             provider.set(key, str(document[name]), "discovery")
+    return []
+
+
+def _insecure(provider: Provider) -> list[str]:
+    # The same rule a sign-in applies: https, or http to a loopback address.
+    from helper.http import require_secure
+
+    problems = []
+    for key in _URLS:
+        value = getattr(provider, key)
+        try:
+            if value:
+                require_secure(value, key)
+        except HelperError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _row(provider: Provider, cred: Credential, key: str) -> dict[str, object]:

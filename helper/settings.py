@@ -16,27 +16,42 @@ from helper.providers import FLOWS, HOSTS, NAME_HINTS, PRESETS, REALMS, Provider
 
 __all__ = ["Settings", "config_file", "resolve"]
 
-# git config key (as git prints it, lowercased) -> setting. The names are the
-# ones git-credential-oauth documents, so users can switch helpers.
-_GIT_KEYS = {
-    "oauthclientid": "client_id",
-    "oauthclientsecret": "client_secret",
-    "oauthscopes": "scopes",
-    "oauthauthurl": "auth_url",
-    "oauthtokenurl": "token_url",
-    "oauthdeviceauthurl": "device_auth_url",
-    "oauthredirecturl": "redirect_url",
-    "oauthissuer": "issuer",
-    "oauthflow": "flow",
-    "oauthusername": "username",
-    "oauthexpirymargin": "expiry_margin",
-    "oauthpreset": "preset",
-    "oauthauthority": "authority",
-    "oauthdiscoveryurl": "discovery_url",
-    "oauthredirectports": "redirect_ports",
-    "oauthauthparams": "auth_params",
+# Setting -> git config key. The names are the ones git-credential-oauth
+# documents, so users can switch helpers; git prints them lowercased.
+_GIT_NAMES = {
+    "client_id": "oauthClientId",
+    "client_secret": "oauthClientSecret",
+    "scopes": "oauthScopes",
+    "auth_url": "oauthAuthURL",
+    "token_url": "oauthTokenURL",
+    "device_auth_url": "oauthDeviceAuthURL",
+    "redirect_url": "oauthRedirectURL",
+    "issuer": "oauthIssuer",
+    "flow": "oauthFlow",
+    "username": "oauthUsername",
+    "expiry_margin": "oauthExpiryMargin",
+    "preset": "oauthPreset",
+    "authority": "oauthAuthority",
+    "discovery_url": "oauthDiscoveryURL",
+    "redirect_ports": "oauthRedirectPorts",
+    "auth_params": "oauthAuthParams",
 }
-_FILE_KEYS = frozenset(_GIT_KEYS.values())
+_GIT_KEYS = {name.lower(): setting for setting, name in _GIT_NAMES.items()}
+_FILE_KEYS = frozenset(_GIT_NAMES)
+# Settings that hold a URL: none may carry a user name or password, which
+# would then travel in requests, logs and error messages.
+_URL_KEYS = frozenset(
+    {
+        "auth_url",
+        "token_url",
+        "device_auth_url",
+        "redirect_url",
+        "issuer",
+        "authority",
+        "discovery_url",
+    }
+)
+
 # Settings that say which server a host uses: with any of them set by the user,
 # the host's name or realm is not used to guess a preset.
 _SERVER_KEYS = frozenset(
@@ -64,7 +79,6 @@ def resolve(cred: Credential) -> Settings:
     found |= _apply(provider, from_git, "git config")
     found |= _apply(provider, _from_request(cred), "request")
     if found:
-        _validate(provider)
         _prefer_device_without_secret(provider)
     return Settings(provider if found else None, _interactive(git))
 
@@ -145,7 +159,7 @@ def _realm_preset(wwwauth: list[str]) -> str:
 
 def _from_git(git: dict[str, str]) -> dict[str, object]:
     return {
-        setting: _convert(setting, git[key])
+        setting: _convert(setting, git[key], f"{_GIT_NAMES[setting]} in git config")
         for key, setting in _GIT_KEYS.items()
         if git.get(key)
     }
@@ -156,70 +170,94 @@ def _from_request(cred: Credential) -> dict[str, object]:
     if cred.client_id:
         values["client_id"] = cred.client_id
     if cred.scope:
-        values["scopes"] = _convert("scopes", cred.scope)
+        values["scopes"] = _convert("scopes", cred.scope, "scope in the request")
     return values
 
 
-def _convert(setting: str, value: object) -> object:
+def _convert(setting: str, value: object, where: str) -> object:
+    """*value* as *setting* holds it; *where* names it in an error message."""
     if setting == "scopes":
-        items = value.replace(",", " ").split() if isinstance(value, str) else value
-        return tuple(sorted(set(map(str, items))))  # type: ignore[call-overload]
+        return _to_scopes(value, where)
     if setting == "expiry_margin":
-        return _to_seconds(value)
+        return _to_seconds(value, where)
     if setting == "redirect_ports":
-        return _to_ports(value)
+        return _to_ports(value, where)
     if setting == "auth_params":
-        return _to_params(value)
+        return _to_params(value, where)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, not {type(value).__name__}")
     if setting == "preset" and value not in PRESETS:
-        raise ConfigError(
-            f"oauthPreset must be one of {', '.join(PRESETS)}, not {value!r}"
-        )
+        raise ConfigError(f"{where} must be one of {', '.join(PRESETS)}, not {value!r}")
+    if setting == "flow" and value not in FLOWS:
+        raise ConfigError(f"{where} must be one of {', '.join(FLOWS)}, not {value!r}")
+    if setting in _URL_KEYS:
+        _refuse_userinfo(value, where)
     return value
 
 
-def _to_seconds(value: object) -> int:
+def _refuse_userinfo(url: str, where: str) -> None:
+    # The URL itself is not repeated: the part refused may be a password.
+    import urllib.parse
+
     try:
-        seconds = int(str(value))
+        netloc = urllib.parse.urlsplit(url).netloc
     except ValueError:
+        raise ConfigError(f"{where} is not a valid URL") from None
+    if "@" in netloc:
         raise ConfigError(
-            f"oauthExpiryMargin must be whole seconds, not {value!r}"
-        ) from None
+            f"{where} must not contain a user name or password; remove the "
+            "part before '@' (a client secret goes in oauthClientSecret)"
+        )
+
+
+def _to_scopes(value: object, where: str) -> tuple[str, ...]:
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{where} must be a string or a list of strings")
+    return tuple(sorted(set(items)))
+
+
+def _to_seconds(value: object, where: str) -> int:
+    # bool is an int to Python, and never what anyone meant by a margin.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(value, 0)
+    try:
+        seconds = int(value) if isinstance(value, str) else None
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise ConfigError(f"{where} must be whole seconds, not {value!r}")
     return max(seconds, 0)
 
 
-def _to_ports(value: object) -> tuple[int, ...]:
+def _to_ports(value: object, where: str) -> tuple[int, ...]:
     # "8021-8040", "8021,8022" or a TOML list of numbers.
     items = value.replace(",", " ").split() if isinstance(value, str) else value
     ports: list[int] = []
     try:
         for item in items:  # type: ignore[attr-defined]
+            if isinstance(item, bool):
+                raise TypeError(item)
             first, _, last = str(item).partition("-")
             ports += range(int(first), int(last or first) + 1)
     except (TypeError, ValueError):
         ports = [0]
     if not ports or not all(0 < port < 65536 for port in ports):
         raise ConfigError(
-            f"oauthRedirectPorts must be ports or ranges like 8021-8040, not {value!r}"
+            f"{where} must be ports or ranges like 8021-8040, not {value!r}"
         )
     return tuple(ports)
 
 
-def _to_params(value: object) -> dict[str, str]:
+def _to_params(value: object, where: str) -> dict[str, str]:
     # git config: a query string ("prompt=consent&hd=example.com"); file: a table.
     if isinstance(value, str):
         import urllib.parse
 
         return dict(urllib.parse.parse_qsl(value, keep_blank_values=True))
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    raise ConfigError(f"auth_params must be a table of strings, not {value!r}")
-
-
-def _validate(provider: Provider) -> None:
-    if provider.flow not in FLOWS:
-        raise ConfigError(
-            f"oauthFlow must be one of {', '.join(FLOWS)}, not {provider.flow!r}"
-        )
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return {str(k): v for k, v in value.items()}
+    raise ConfigError(f"{where} must be a table of strings")
 
 
 def _prefer_device_without_secret(provider: Provider) -> None:
@@ -264,7 +302,10 @@ def _file_entry(host: str) -> dict[str, object]:
     unknown = set(entry) - _FILE_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown settings for {host}: {sorted(unknown)}")
-    return {key: _convert(key, value) for key, value in entry.items()}
+    return {
+        key: _convert(key, value, f"{key} for {host} in {path}")
+        for key, value in entry.items()
+    }
 
 
 def _load_file(path: str) -> dict[str, dict[str, object]]:

@@ -142,10 +142,13 @@ def test_discovery_failure_is_one_line_naming_the_url(
 
     if command == "get":
         done = sign_in(env)
+        assert (done.returncode, done.stdout) == (1, "")
     else:
+        # explain still shows what it resolved: that is when people need it.
         done = helper(env, "explain", "https://git.corp.example")
-
-    assert (done.returncode, done.stdout) == (1, "")
+        assert done.returncode == 1
+        assert f"issuer: {fake.origin}  (git config)" in done.stdout.splitlines()
+        assert "auth_url:   (default)" in done.stdout.splitlines()
     assert done.stderr.count("\n") == 1
     assert f"{fake.origin}{OIDC}: HTTP 404" in done.stderr
 
@@ -170,10 +173,56 @@ def test_issuer_mismatch_is_refused(
 
     if command == "get":
         done = sign_in(env)
+        assert (done.returncode, done.stdout) == (1, "")
+    else:
+        done = helper(env, "explain", "--json", "https://git.corp.example")
+        assert done.returncode == 1
+        assert json.loads(done.stdout)["token_url"] == {
+            "value": "",
+            "source": "default",
+        }
+    assert done.stderr.count("\n") == 1
+    assert "names issuer 'https://evil.example'" in done.stderr
+    assert f"expected '{fake.origin}'" in done.stderr
+
+
+def test_explain_flags_an_endpoint_that_is_not_https(env: dict[str, str]) -> None:
+    git_config(
+        env,
+        "https://git.corp.example",
+        oauthClientId="cid",
+        oauthAuthURL="http://auth.corp.example/authorize",
+        oauthTokenURL="https://auth.corp.example/token",
+    )
+
+    done = helper(env, "explain", "https://git.corp.example")
+
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert "auth_url: http://auth.corp.example/authorize  (git config)" in lines
+    assert done.stderr == (
+        "oauth-helper: auth_url must be an https URL, "
+        "got 'http://auth.corp.example/authorize'\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["explain", "get"])
+def test_user_info_in_an_issuer_is_refused_and_never_shown(
+    env: dict[str, str], command: str
+) -> None:
+    git_config(
+        env,
+        "https://git.corp.example",
+        oauthClientId="cid",
+        oauthIssuer="https://alice:hunter2@idp.corp.example",
+    )
+
+    if command == "get":
+        done = sign_in(env)
     else:
         done = helper(env, "explain", "https://git.corp.example")
 
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.count("\n") == 1
-    assert "names issuer 'https://evil.example'" in done.stderr
-    assert f"expected '{fake.origin}'" in done.stderr
+    assert "oauthIssuer in git config must not contain a user name" in done.stderr
+    assert "hunter2" not in done.stderr and "alice" not in done.stderr

@@ -79,11 +79,75 @@ def test_request_beats_git_config_beats_file_beats_preset(home: Path) -> None:
     }
 
 
-def test_invalid_flow_is_a_config_error(home: Path) -> None:
+def test_invalid_flow_is_a_config_error_naming_its_source(home: Path) -> None:
     git_config(home, "credential.https://git.example.oauthFlow", "carrier-pigeon")
+    write_file(home, '[hosts."file.example"]\nflow = "smoke-signal"\n')
 
-    with pytest.raises(ConfigError, match="oauthFlow"):
+    with pytest.raises(ConfigError) as from_git:
         resolve(Credential(protocol="https", host="git.example"))
+    with pytest.raises(ConfigError) as from_file:
+        resolve(Credential(protocol="https", host="file.example"))
+
+    assert str(from_git.value).startswith("oauthFlow in git config must be one of")
+    assert "'carrier-pigeon'" in str(from_git.value)
+    path = home / "config" / "oauth-helper" / "config.toml"
+    assert str(from_file.value).startswith(f"flow for file.example in {path} must")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("client_id = 5", "client_id for git.example in {path} must be a string"),
+        ("issuer = true", "issuer for git.example in {path} must be a string"),
+        ("scopes = [1, 2]", "scopes for git.example in {path} must be a string or"),
+        ("expiry_margin = true", "expiry_margin for git.example in {path} must be"),
+        ("expiry_margin = 1.5", "expiry_margin for git.example in {path} must be"),
+        ("redirect_ports = [true]", "redirect_ports for git.example in {path} must"),
+        ("auth_params = { a = 1 }", "auth_params for git.example in {path} must be"),
+    ],
+)
+def test_file_values_of_the_wrong_type_are_config_errors(
+    home: Path, line: str, expected: str
+) -> None:
+    write_file(home, f'[hosts."git.example"]\n{line}\n')
+    path = home / "config" / "oauth-helper" / "config.toml"
+
+    with pytest.raises(ConfigError) as caught:
+        resolve(Credential(protocol="https", host="git.example"))
+
+    assert str(caught.value).startswith(expected.format(path=path))
+
+
+def test_file_values_of_the_right_type_are_taken(home: Path) -> None:
+    write_file(
+        home,
+        '[hosts."git.example"]\nclient_id = "cid"\nexpiry_margin = 90\n'
+        'redirect_ports = [8021, "8030-8031"]\nauth_params = { prompt = "x" }\n',
+    )
+
+    provider = resolve(Credential(protocol="https", host="git.example")).provider
+
+    assert provider is not None
+    assert provider.expiry_margin == 90
+    assert provider.redirect_ports == (8021, 8030, 8031)
+    assert provider.auth_params == {"prompt": "x"}
+
+
+@pytest.mark.parametrize(
+    "key", ["oauthIssuer", "oauthTokenURL", "oauthAuthURL", "oauthAuthority"]
+)
+def test_a_url_setting_with_user_info_is_refused_without_echoing_it(
+    home: Path, key: str
+) -> None:
+    url = "https://alice:hunter2@idp.example/oauth"
+    git_config(home, f"credential.https://git.example.{key}", url)
+
+    with pytest.raises(ConfigError) as caught:
+        resolve(Credential(protocol="https", host="git.example"))
+
+    assert str(caught.value).startswith(f"{key} in git config must not contain")
+    assert "hunter2" not in str(caught.value)
+    assert "alice" not in str(caught.value)
 
 
 def test_unknown_file_key_is_a_config_error(home: Path) -> None:

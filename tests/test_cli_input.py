@@ -1,0 +1,164 @@
+"""The commands given odd input: usage errors, exact matches, no traceback ever.
+
+Records are put in place with ``store``, as a storage helper is given them, so
+no provider is needed here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rig.client import run_helper
+
+from helper import cli
+from helper.store import Store
+
+PASSWORD = "stored-secret-value-123"
+
+
+def store(
+    env: dict[str, str], host: str, protocol: str = "https", **extra: str
+) -> None:
+    lines = [f"protocol={protocol}", f"host={host}", "username=me"]
+    lines += [f"password={PASSWORD}-{protocol}-{host}"]
+    lines += [f"{key}={value}" for key, value in extra.items()]
+    done = run_helper(env, "store", stdin="\n".join(lines) + "\n\n")
+    assert done.returncode == 0, done.stderr
+
+
+def hosts(env: dict[str, str]) -> list[str]:
+    rows = json.loads(run_helper(env, "status", "--json").stdout)
+    return sorted(str(row["host"]) for row in rows)
+
+
+def test_logout_with_an_empty_url_is_a_usage_error_and_removes_nothing(
+    helper_env: dict[str, str],
+) -> None:
+    store(helper_env, "a.example")
+
+    done = run_helper(helper_env, "logout", "")
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert hosts(helper_env) == ["https://a.example"]
+
+
+def test_logout_matches_protocol_and_host_exactly(helper_env: dict[str, str]) -> None:
+    for protocol, host in [
+        ("https", "a.example"),
+        ("http", "a.example"),
+        ("https", "a.example:8443"),
+        ("https", "b.a.example"),
+    ]:
+        store(helper_env, host, protocol)
+
+    done = run_helper(helper_env, "logout", "https://A.example/some/repo.git")
+
+    assert done.returncode == 0, done.stderr
+    assert "removed 1 " in done.stderr
+    assert hosts(helper_env) == [
+        "http://a.example",
+        "https://a.example:8443",
+        "https://b.a.example",
+    ]
+
+
+def test_logout_of_an_ipv6_origin_keeps_its_brackets(
+    helper_env: dict[str, str],
+) -> None:
+    store(helper_env, "[::1]:8443")
+    store(helper_env, "[::1]")
+
+    done = run_helper(helper_env, "logout", "https://[::1]:8443/x")
+
+    assert done.returncode == 0, done.stderr
+    assert hosts(helper_env) == ["https://[::1]"]
+
+
+def test_logout_for_a_username_leaves_other_users(helper_env: dict[str, str]) -> None:
+    store(helper_env, "a.example")
+    other = "protocol=https\nhost=a.example\nusername=you\npassword=x\n\n"
+    assert run_helper(helper_env, "store", stdin=other).returncode == 0
+
+    done = run_helper(helper_env, "logout", "https://you@a.example")
+
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(run_helper(helper_env, "status", "--json").stdout)
+    assert [row["username"] for row in rows] == ["me"]
+
+
+@pytest.mark.parametrize("command", ["token", "explain", "logout"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://host.example:99999/",
+        "https://host.example:port/",
+        "https://user:hunter2@host.example:bad/",
+        "https://[::1/",
+        "ftp://host.example/",
+    ],
+)
+def test_a_bad_url_is_a_one_line_usage_error_that_never_echoes_it(
+    helper_env: dict[str, str], command: str, url: str
+) -> None:
+    store(helper_env, "host.example")
+
+    done = run_helper(helper_env, command, url)
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "Traceback" not in done.stderr
+    assert "hunter2" not in done.stderr
+    assert "expected an http(s) URL" in done.stderr
+    assert hosts(helper_env) == ["https://host.example"]
+
+
+def test_status_shows_expiry_in_utc(helper_env: dict[str, str]) -> None:
+    store(helper_env, "a.example", password_expiry_utc="2000000000")
+    store(helper_env, "b.example")
+
+    rows = json.loads(run_helper(helper_env, "status", "--json").stdout)
+    text = run_helper(helper_env, "status").stdout
+
+    assert [row["expires"] for row in rows] == ["2033-05-18T03:33:20Z", None]
+    assert "expires=2033-05-18T03:33:20Z" in text
+    assert PASSWORD not in text
+
+
+def test_status_survives_an_expiry_beyond_any_calendar(
+    helper_env: dict[str, str],
+) -> None:
+    huge = "9" * 30
+    store(helper_env, "a.example", password_expiry_utc=huge)
+
+    done = run_helper(helper_env, "status", "--json")
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["expires"] == huge
+
+
+def test_an_unforeseen_error_is_one_line_without_its_message(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Nothing in the store raises this on its own; the point is what run()
+    # makes of an exception type it was never told about.
+    def broken(self: Store) -> None:
+        raise RuntimeError(f"something with {PASSWORD} in it")
+
+    monkeypatch.setattr(Store, "all_records", broken)
+    monkeypatch.delenv("OAUTH_HELPER_DEBUG", raising=False)
+    monkeypatch.setenv("OAUTH_HELPER_HOME", str(tmp_path))
+
+    code = cli.run(["status"])
+    quiet = capsys.readouterr()
+    debug_code = cli.run(["--debug", "status"])
+    debug = capsys.readouterr()
+
+    assert (code, quiet.out) == (1, "")
+    assert quiet.err == (
+        "oauth-helper: internal error (RuntimeError); run with --debug for details\n"
+    )
+    assert debug_code == 1
+    assert "Traceback" in debug.err
