@@ -7,8 +7,6 @@ This module and :mod:`helper.cli` are the only ones that write to stdout or
 stderr, or choose an exit code.
 """
 
-from __future__ import annotations
-
 import sys
 
 from helper import logs
@@ -46,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
-def _stdin_lines() -> Iterable[str]:
+def _stdin_lines() -> "Iterable[str]":
     # git passes bytes through unchanged: a path or username that is not
     # UTF-8 must survive (surrogateescape) instead of failing the request.
     for line in sys.stdin.buffer:
@@ -59,7 +57,7 @@ def _write_stdout(text: str) -> None:
 
 
 def run_action(
-    action: str, stdin: Iterable[str], write: Callable[[str], object]
+    action: str, stdin: "Iterable[str]", write: "Callable[[str], object]"
 ) -> int:
     """Read one request, answer it, and return the exit code."""
     try:
@@ -81,7 +79,7 @@ def run_action(
     return 0
 
 
-def _dispatch(action: str, stdin: Iterable[str]) -> list[tuple[str, str]]:
+def _dispatch(action: str, stdin: "Iterable[str]") -> list[tuple[str, str]]:
     cred = parse(stdin)
     if not cred.protocol:
         # git always sends a protocol; "cert" credentials have no host.

@@ -5,8 +5,6 @@ blank line or end of input; ``key[]`` keys are ordered lists that an empty
 value resets.
 """
 
-from __future__ import annotations
-
 from helper.errors import ProtocolError
 
 # typing.TYPE_CHECKING without importing typing: every git command loads this.
@@ -80,7 +78,7 @@ class Credential:
         return name in self.capability
 
 
-def parse(lines: Iterable[str]) -> Credential:
+def parse(lines: "Iterable[str]") -> Credential:
     """Read attributes up to the first blank line; ignore keys we do not know."""
     cred = Credential()
     for raw in lines:
@@ -131,7 +129,7 @@ def _assign_url(cred: Credential, url: str) -> None:
     cred.path = unquote(parts.path.lstrip("/"))
 
 
-def format_answer(pairs: Iterable[tuple[str, str]]) -> str:
+def format_answer(pairs: "Iterable[tuple[str, str]]") -> str:
     """Render ``key=value`` lines; refuse any CR, LF or NUL in keys or values."""
     out = []
     for key, value in pairs:

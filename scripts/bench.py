@@ -1,10 +1,11 @@
 """Measure the helper's hot paths against the bare interpreter, in one run.
 
 Rows: the venv's ``python -I -c pass`` (the baseline); ``get`` for a host the
-helper does not serve; ``get`` served from the file store with 1 and with
-10,000 stored hosts; a ``get`` that has to refresh, alone and as 16 parallel
-callers at expiry against the rig's local provider. The package is compiled
-first, as a wheel install does, so no run pays for compiling it.
+helper does not serve, as git runs it and through the ``oauth-helper``
+launcher; ``get`` served from the file store with 1 and with 10,000 stored
+hosts; a ``get`` that has to refresh, alone and as 16 parallel callers at
+expiry against the rig's local provider. The package is compiled first, as a
+wheel install does, so no run pays for compiling it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-HELPER = str(BIN / "oauth-helper")
+# What git runs for credential.helper = oauth-helper; and the entry-point
+# launcher pip generates for `oauth-helper`, measured once for comparison.
+HELPER = str(BIN / "git-credential-oauth-helper")
+LAUNCHED = str(BIN / "oauth-helper")
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from helper.store import Record, Store  # noqa: E402 - after the path set-up
@@ -104,9 +108,18 @@ def hot_paths(repeat: int) -> list[tuple[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         env = base_env(Path(tmp))
         unknown = command([HELPER, "get"], env, "protocol=https\nhost=unknown.test\n\n")
+        launched = command(
+            [LAUNCHED, "get"], env, "protocol=https\nhost=unknown.test\n\n"
+        )
         hit = command([HELPER, "get"], env, f"protocol=https\nhost={SERVED_HOST}\n\n")
         seed(env, 1)
         rows.append(("get, host not served", median_ms(unknown, repeat)))
+        rows.append(
+            (
+                "the same through pip's oauth-helper launcher",
+                median_ms(launched, repeat),
+            )
+        )
         rows.append(("get, cache hit (1 stored host)", median_ms(hit, repeat)))
         seed(env, 10_000)
         rows.append(("get, cache hit (10,000 stored hosts)", median_ms(hit, repeat)))

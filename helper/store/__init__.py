@@ -6,8 +6,6 @@ names keep hosts and usernames out of paths. A record is plain text in the
 ``file`` store, or sealed with a key held in the OS keyring (``keyring``).
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -56,7 +54,7 @@ class Store:
         """True when anything is stored for this protocol and host."""
         return os.path.isdir(self._host_dir(protocol, host))
 
-    def candidates(self, protocol: str, host: str) -> Iterator[Record]:
+    def candidates(self, protocol: str, host: str) -> "Iterator[Record]":
         """Every readable record for one protocol and host, secrets not loaded."""
         # Only this host's folder is listed, and no lock is taken: the cost of
         # a cache hit does not grow with the number of hosts stored.
@@ -204,7 +202,7 @@ class Store:
                 log.warning("could not delete a keyring key: %s", exc)
         return existed
 
-    def lock(self, record: Record, timeout: float | None = None) -> KeyLock:
+    def lock(self, record: Record, timeout: float | None = None) -> "KeyLock":
         """A cross-process lock for *record*'s key (a lock file of its own)."""
         folder = os.path.join(self.root, "locks")
         files.ensure_private_dir(self.root)
@@ -212,7 +210,7 @@ class Store:
         path = os.path.join(folder, f"{record.key_hash}.lock")
         return KeyLock(path, record.host, timeout)
 
-    def all_records(self) -> Iterator[Record]:
+    def all_records(self) -> "Iterator[Record]":
         """Every record in the store, secrets not loaded (for status and logout)."""
         top = os.path.join(self.root, "records")
         for host in _names(top):
@@ -244,7 +242,7 @@ class KeyLock:
         self.timeout = _lock_timeout() if timeout is None else timeout
         self._lock: object = None
 
-    def __enter__(self) -> KeyLock:
+    def __enter__(self) -> "KeyLock":
         # filelock uses flock(2) on POSIX: the kernel drops a dead process's
         # lock, so a crashed helper never blocks the next one.
         import filelock
