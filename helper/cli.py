@@ -39,14 +39,6 @@ _SHOWN = (
     "auth_params",
     "expiry_margin",
 )
-_URLS = (
-    "issuer",
-    "discovery_url",
-    "authority",
-    "auth_url",
-    "token_url",
-    "device_auth_url",
-)
 _ENDPOINTS = {
     "auth_url": "authorization_endpoint",
     "token_url": "token_endpoint",
@@ -259,7 +251,7 @@ def _insecure(provider: Provider) -> list[str]:
     from helper.http import require_secure
 
     problems = []
-    for key in _URLS:
+    for key in (key for key in _SHOWN if key in settings.URL_SETTINGS):
         value = getattr(provider, key)
         try:
             if value:

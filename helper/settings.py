@@ -14,7 +14,7 @@ from helper.errors import ConfigError
 from helper.protocol import Credential
 from helper.providers import FLOWS, HOSTS, NAME_HINTS, PRESETS, REALMS, Provider
 
-__all__ = ["Settings", "config_file", "resolve"]
+__all__ = ["URL_SETTINGS", "Settings", "config_file", "resolve"]
 
 # Setting -> git config key. The names are the ones git-credential-oauth
 # documents, so users can switch helpers; git prints them lowercased.
@@ -40,7 +40,7 @@ _GIT_KEYS = {name.lower(): setting for setting, name in _GIT_NAMES.items()}
 _FILE_KEYS = frozenset(_GIT_NAMES)
 # Settings that hold a URL: none may carry a user name or password, which
 # would then travel in requests, logs and error messages.
-_URL_KEYS = frozenset(
+URL_SETTINGS = frozenset(
     {
         "auth_url",
         "token_url",
@@ -190,7 +190,7 @@ def _convert(setting: str, value: object, where: str) -> object:
         raise ConfigError(f"{where} must be one of {', '.join(PRESETS)}, not {value!r}")
     if setting == "flow" and value not in FLOWS:
         raise ConfigError(f"{where} must be one of {', '.join(FLOWS)}, not {value!r}")
-    if setting in _URL_KEYS:
+    if setting in URL_SETTINGS:
         _refuse_userinfo(value, where)
     return value
 

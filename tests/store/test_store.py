@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,6 +148,20 @@ FAST_PATH_FORBIDDEN = (
 )
 
 
+def audited_get(env: dict[str, str], report: Path) -> tuple[dict[str, Any], str]:
+    """What a real ``get`` for HOST listed, opened and loaded; and its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", AUDITED_GET, str(report)],
+        input=request(protocol="https", host=HOST),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen: dict[str, Any] = json.loads(report.read_text())
+    return seen, done.stdout
+
+
 @pytest.fixture(scope="module")
 def crowded_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A state folder with 10,000 hosts, one record each, and ours."""
@@ -171,16 +186,7 @@ def _write_plain(records: Path, record: Record) -> None:
 def test_cache_hit_lists_only_its_host_and_takes_no_lock(
     crowded_env: dict[str, str], tmp_path: Path
 ) -> None:
-    report = tmp_path / "audit.json"
-    subprocess.run(
-        [sys.executable, "-c", AUDITED_GET, str(report)],
-        input=request(protocol="https", host=HOST),
-        env=crowded_env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    seen = json.loads(report.read_text())
+    seen, _ = audited_get(crowded_env, tmp_path / "audit.json")
 
     state = crowded_env["OAUTH_HELPER_HOME"]
     assert seen["code"] == 0
@@ -210,19 +216,10 @@ def test_cache_hit_of_a_served_host_loads_nothing_slow(tmp_path: Path) -> None:
             origin="login",
         )
     )
-    report = tmp_path / "audit.json"
 
-    done = subprocess.run(
-        [sys.executable, "-c", AUDITED_GET, str(report)],
-        input=request(protocol="https", host=HOST),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    seen = json.loads(report.read_text())
+    seen, stdout = audited_get(env, tmp_path / "audit.json")
 
-    assert "password=served-token" in done.stdout.splitlines()
+    assert "password=served-token" in stdout.splitlines()
     assert not [p for p in seen["opened"] if "lock" in p]
     assert sorted(set(FAST_PATH_FORBIDDEN) & set(seen["modules"])) == []
 
