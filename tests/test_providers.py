@@ -285,7 +285,8 @@ def test_preset_from_file(home: Path) -> None:
 def test_unknown_preset_is_a_config_error(home: Path) -> None:
     git_config(home, "credential.https://git.corp.example.oauthPreset", "sourceforge")
 
-    with pytest.raises(ConfigError, match="oauthPreset in git config must be one of github"):
+    expected = "oauthPreset in git config must be one of github"
+    with pytest.raises(ConfigError, match=expected):
         settings_for("git.corp.example")
 
 
