@@ -5,7 +5,8 @@ helper does not serve, as git runs it and through the ``oauth-helper``
 launcher; ``get`` served from the file store with 1 and with 10,000 stored
 hosts; a ``get`` that has to refresh, alone and as 16 parallel callers at
 expiry against the rig's local provider. The package is compiled first, as a
-wheel install does, so no run pays for compiling it.
+wheel install does, so no run pays for compiling it. The hot paths are
+sampled round-robin, so a change in load weighs on every row alike.
 """
 
 from __future__ import annotations
@@ -35,14 +36,18 @@ from helper.store import Record, Store  # noqa: E402 - after the path set-up
 SERVED_HOST = "git.bench.test"
 
 
-def median_ms(run: Callable[[], object], repeat: int) -> float:
-    run()  # warm the page cache and any lazily written state
-    samples = []
+def interleaved_medians(runs: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median ms of each run, sampled round-robin so that a change in the
+    machine's load during the benchmark weighs on every row alike."""
+    for run in runs:
+        run()  # warm the page cache and any lazily written state
+    samples: list[list[float]] = [[] for _ in runs]
     for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+        for run, taken in zip(runs, samples, strict=True):
+            start = time.perf_counter()
+            run()
+            taken.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(taken) for taken in samples]
 
 
 def command(
@@ -96,34 +101,26 @@ def seed(env: dict[str, str], count: int) -> None:
 
 
 def hot_paths(repeat: int) -> list[tuple[str, float]]:
-    rows = [
-        (
-            "python -I -c pass (baseline)",
-            median_ms(
-                command([str(BIN / "python"), "-I", "-c", "pass"], dict(os.environ)),
-                repeat,
+    baseline = command([str(BIN / "python"), "-I", "-c", "pass"], dict(os.environ))
+    unknown = "protocol=https\nhost=unknown.test\n\n"
+    served = f"protocol=https\nhost={SERVED_HOST}\n\n"
+    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
+        small, large = base_env(Path(one)), base_env(Path(many))
+        seed(small, 1)
+        seed(large, 10_000)
+        rows = {
+            "python -I -c pass (baseline)": baseline,
+            "get, host not served": command([HELPER, "get"], small, unknown),
+            "the same through pip's oauth-helper launcher": command(
+                [LAUNCHED, "get"], small, unknown
             ),
-        )
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        env = base_env(Path(tmp))
-        unknown = command([HELPER, "get"], env, "protocol=https\nhost=unknown.test\n\n")
-        launched = command(
-            [LAUNCHED, "get"], env, "protocol=https\nhost=unknown.test\n\n"
-        )
-        hit = command([HELPER, "get"], env, f"protocol=https\nhost={SERVED_HOST}\n\n")
-        seed(env, 1)
-        rows.append(("get, host not served", median_ms(unknown, repeat)))
-        rows.append(
-            (
-                "the same through pip's oauth-helper launcher",
-                median_ms(launched, repeat),
-            )
-        )
-        rows.append(("get, cache hit (1 stored host)", median_ms(hit, repeat)))
-        seed(env, 10_000)
-        rows.append(("get, cache hit (10,000 stored hosts)", median_ms(hit, repeat)))
-    return rows
+            "get, cache hit (1 stored host)": command([HELPER, "get"], small, served),
+            "get, cache hit (10,000 stored hosts)": command(
+                [HELPER, "get"], large, served
+            ),
+        }
+        medians = interleaved_medians(list(rows.values()), repeat)
+    return list(zip(rows, medians, strict=True))
 
 
 class RefreshRig:
