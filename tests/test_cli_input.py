@@ -1,21 +1,34 @@
 """The commands given odd input: usage errors, exact matches, no traceback ever.
 
 Records are put in place with ``store``, as a storage helper is given them, so
-no provider is needed here.
+no provider is needed here; a sign-in that is refused runs against a local fake
+device endpoint.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from rig.client import run_helper
+from flows.fakeserver import FakeServer, Reply
+from rig.client import git, run_helper
 
 from helper import cli
 from helper.store import Store
 
 PASSWORD = "stored-secret-value-123"
+GIT_HELPER = str(Path(sys.executable).parent / "git-credential-oauth-helper")
+# RFC 8628 §3.2, with an interval short enough for a test (seconds, any number).
+DEVICE_GRANT = {
+    "device_code": "device-code-value",
+    "user_code": "WDJB-MJHT",
+    "verification_uri": "https://id.example/device",
+    "expires_in": 60,
+    "interval": 0.05,
+}
 
 
 def store(
@@ -162,3 +175,57 @@ def test_an_unforeseen_error_is_one_line_without_its_message(
     )
     assert debug_code == 1
     assert "Traceback" in debug.err
+
+
+def run_as_git(
+    env: dict[str, str], action: str, request: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the executable git runs, with the request on a pipe as git sends it."""
+    return subprocess.run(
+        [GIT_HELPER, action],
+        input=request,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_an_unknown_action_is_ignored_silently(helper_env: dict[str, str]) -> None:
+    # git-credential(1): a helper ignores actions it does not know.
+    request = "protocol=https\nhost=github.com\nusername=me\npassword=pw-123\n\n"
+
+    done = run_as_git(helper_env, "frobnicate", request)
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert hosts(helper_env) == []
+
+
+def test_a_denied_sign_in_answers_quit(helper_env: dict[str, str]) -> None:
+    # helper_env's BROWSER says someone is there to sign in; over SSH it would
+    # not, and the helper would not start a sign-in at all.
+    env = {
+        k: v for k, v in helper_env.items() if k not in ("SSH_CONNECTION", "SSH_TTY")
+    }
+    with FakeServer() as fake:
+        fake.route("/device", Reply(200, DEVICE_GRANT))
+        fake.route("/token", Reply(400, {"error": "access_denied"}))
+        for key, value in {
+            "oauthClientId": "cli",
+            "oauthDeviceAuthURL": fake.url("/device"),
+            "oauthTokenURL": fake.url("/token"),
+            "oauthFlow": "device",
+        }.items():
+            git(env, "config", "--global", f"credential.{fake.origin}.{key}", value)
+        host = fake.origin.removeprefix("http://")
+
+        done = run_as_git(env, "get", f"protocol=http\nhost={host}\n\n")
+        polls = fake.seen("/token")
+
+    denied = [line for line in done.stderr.splitlines() if "denied" in line]
+    assert (done.returncode, done.stdout) == (1, "quit=1\n")
+    assert denied == ["oauth-helper: sign-in was denied"]
+    assert [p.form["device_code"] for p in polls] == ["device-code-value"]
+    assert "Traceback" not in done.stderr
+    assert "device-code-value" not in done.stderr
+    assert hosts(helper_env) == []
