@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from rig.client import configure, git, run_helper, stored_tokens
+from rig.client import configure, git, record_files, run_helper, stored_tokens
 from rig.gitserver import GitServer
-from rig.idp import Provider
+from rig.idp import DEFAULT_ACCESS_TTL, Provider
 
 
 @pytest.fixture
@@ -53,6 +53,9 @@ def test_status_lists_entries_without_secrets(
     origin: str, helper_env: dict[str, str]
 ) -> None:
     access, refresh = stored_tokens(helper_env)
+    (record,) = record_files(helper_env)
+    fields = dict(line.split("=", 1) for line in record.read_text().splitlines())
+    expiry = int(fields["password_expiry_utc"])
     text = run_helper(helper_env, "status").stdout
     rows = json.loads(run_helper(helper_env, "status", "--json").stdout)
 
@@ -61,7 +64,11 @@ def test_status_lists_entries_without_secrets(
         (origin, "helper-test", "file")
     ]
     assert rows[0]["refresh_token"] is True
-    assert rows[0]["expires"] > time.strftime("%Y-%m-%d %H:%M:%S")
+    # The rig's access tokens live an hour from the login that saved them.
+    assert abs(expiry - (int(fields["updated"]) + DEFAULT_ACCESS_TTL)) <= 5
+    shown = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry))
+    assert rows[0]["expires"] == shown
+    assert f" expires={shown} " in text
 
 
 def test_logout_removes_entries_for_the_host(
