@@ -47,6 +47,8 @@ GITHUB = {
     "auth_url": "https://github.com/login/oauth/authorize",
     "token_url": "https://github.com/login/oauth/access_token",
     "device_auth_url": "https://github.com/login/device/code",
+    "issuer": "",
+    "authority": "",
     "scope": "gist repo workflow",
     "username": "x-access-token",
     "redirect_url": "",
@@ -59,6 +61,8 @@ GITLAB = {
     "auth_url": "https://gitlab.com/oauth/authorize",
     "token_url": "https://gitlab.com/oauth/token",
     "device_auth_url": "https://gitlab.com/oauth/authorize_device",
+    "issuer": "",
+    "authority": "",
     "scope": "read_repository write_repository",
     "username": "oauth2",
     "redirect_url": "",
@@ -73,6 +77,8 @@ def gitea(host: str) -> dict[str, object]:
         "auth_url": f"https://{host}/login/oauth/authorize",
         "token_url": f"https://{host}/login/oauth/access_token",
         "device_auth_url": "",
+        "issuer": "",
+        "authority": "",
         "scope": "",
         "username": "oauth2",
         "redirect_url": "",
@@ -88,7 +94,10 @@ def databricks(host: str) -> dict[str, object]:
         "discovery_url": f"https://{host}/oidc/.well-known/oauth-authorization-server",
         "auth_url": "",
         "token_url": "",
+        "device_auth_url": "",
+        "authority": "",
         "scope": "all-apis offline_access",
+        "username": "oauth2",
         "client_id": "databricks-cli",
         "redirect_url": "http://localhost:8020",
         "redirect_ports": tuple(range(8021, 8041)),
@@ -99,11 +108,31 @@ def databricks(host: str) -> dict[str, object]:
 
 AZURE_DEVOPS = {
     "preset": "azure-devops",
+    # MSAL finds the endpoints from the authority and owns the redirect.
     "authority": "https://login.microsoftonline.com/organizations",
-    "scope": "499b84ac-1321-427f-aa17-267ca6975798/.default",
+    "issuer": "",
     "auth_url": "",
+    "token_url": "",
+    "device_auth_url": "",
+    "scope": "499b84ac-1321-427f-aa17-267ca6975798/.default",
+    "username": "oauth2",
+    "redirect_url": "",
     "client_id": "",
     "flow": "auto",
+}
+
+# What every row below must state: where the provider's endpoints come from
+# (URLs, an issuer or an authority), what it asks for, and how it signs in.
+CHECKED = {
+    "auth_url",
+    "token_url",
+    "device_auth_url",
+    "issuer",
+    "authority",
+    "scope",
+    "username",
+    "redirect_url",
+    "flow",
 }
 
 TABLE = [
@@ -120,6 +149,8 @@ TABLE = [
             "auth_url": "https://bitbucket.org/site/oauth2/authorize",
             "token_url": "https://bitbucket.org/site/oauth2/access_token",
             "device_auth_url": "",
+            "issuer": "",
+            "authority": "",
             "scope": "repository repository:write",
             "username": "x-token-auth",
             "redirect_url": "",
@@ -133,11 +164,18 @@ TABLE = [
             "preset": "googlesource",
             "auth_url": "https://accounts.google.com/o/oauth2/v2/auth",
             "token_url": "https://oauth2.googleapis.com/token",
+            "device_auth_url": "",
+            "issuer": "",
+            "authority": "",
             "scope": "https://www.googleapis.com/auth/gerritcodereview",
             "username": "oauth2",
+            "redirect_url": "",
             "login_hint": "login_hint",
             "auth_params": {"access_type": "offline"},
+            # A secret is required but there is no device endpoint to fall
+            # back to, so auto stays auto.
             "flow": "auto",
+            "secret_required": True,
         },
     ),
     ("dbc-a1b2.cloud.databricks.com", databricks("dbc-a1b2.cloud.databricks.com")),
@@ -160,6 +198,12 @@ def test_every_preset(home: Path, host: str, expected: dict[str, object]) -> Non
     actual = {key: getattr(provider, key) for key in expected}
     assert actual == expected
     assert provider.sources["preset"] == "preset"
+
+
+def test_every_row_checks_endpoints_scopes_username_redirect_and_flow() -> None:
+    missing = {host: CHECKED - set(expected) for host, expected in TABLE}
+
+    assert missing == {host: set() for host, _ in TABLE}
 
 
 def test_table_covers_every_preset_and_host() -> None:
