@@ -15,6 +15,7 @@ from helper import actions, logs, settings
 from helper.errors import HelperError
 from helper.protocol import Credential
 from helper.providers import Provider
+from helper.redact import MASK, SECRET_KEYS
 from helper.store import Record, Store
 
 __all__ = ["run"]
@@ -96,6 +97,7 @@ def cli(debug: bool) -> None:
     """
     if debug:
         logs.enable_debug()
+    logs.use_stderr()
     logs.configure()
 
 
@@ -264,8 +266,8 @@ def _insecure(provider: Provider) -> list[str]:
 def _row(provider: Provider, cred: Credential, key: str) -> dict[str, object]:
     value: object = getattr(provider, key)
     source = provider.sources.get(key, "default")
-    if key == "client_secret":
-        value = "[secure]" if value else ""
+    if key in SECRET_KEYS:
+        value = MASK if value else ""
     elif key == "scopes":
         value = provider.scope
     elif key == "redirect_ports":

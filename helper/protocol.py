@@ -6,6 +6,7 @@ value resets.
 """
 
 from helper.errors import ProtocolError
+from helper.redact import redact
 
 # typing.TYPE_CHECKING without importing typing: every git command loads this.
 TYPE_CHECKING = False
@@ -31,7 +32,6 @@ _SCALARS = (
     "scope",
 )
 _LISTS = {"capability[]": "capability", "wwwauth[]": "wwwauth", "state[]": "state"}
-_SECRETS = frozenset({"password", "oauth_refresh_token", "credential"})
 _FORBIDDEN = ("\r", "\n", "\0")
 
 
@@ -65,7 +65,7 @@ class Credential:
         self.state: list[str] = []
 
     def __repr__(self) -> str:
-        shown = {k: getattr(self, k) for k in _SCALARS if k not in _SECRETS}
+        shown = redact({k: getattr(self, k) for k in _SCALARS if getattr(self, k)})
         return f"Credential({shown!r})"
 
     @property

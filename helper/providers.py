@@ -7,6 +7,8 @@ dataclasses: this module loads on every git command, and ``dataclasses`` alone
 costs more start-up time than the whole cache-hit path.
 """
 
+from helper.redact import redact
+
 __all__ = ["FIELDS", "FLOWS", "HOSTS", "NAME_HINTS", "PRESETS", "REALMS", "Provider"]
 
 FLOWS = ("auto", "browser", "device")
@@ -48,7 +50,6 @@ FIELDS: dict[str, object] = {
     # even for an app that cannot keep one.
     "secret_required": False,
 }
-_SECRET_FIELDS = frozenset({"client_secret"})
 
 
 class Provider:
@@ -94,12 +95,7 @@ class Provider:
         return " ".join(self.scopes)
 
     def __repr__(self) -> str:
-        shown = {
-            key: "[secure]"
-            if key in _SECRET_FIELDS and getattr(self, key)
-            else getattr(self, key)
-            for key in FIELDS
-        }
+        shown = redact({key: getattr(self, key) for key in FIELDS})
         return f"Provider({shown!r})"
 
 

@@ -1,8 +1,11 @@
 """Masking of secrets before anything reaches a log line, a repr or a message."""
 
-from collections.abc import Mapping
+# typing.TYPE_CHECKING without importing typing: reprs load this on every run.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-__all__ = ["SECRET_KEYS", "redact"]
+__all__ = ["MASK", "SECRET_KEYS", "redact"]
 
 # Fixed list, compared case-insensitively: wire names from git's credential
 # protocol and RFC 6749 / 7636 / 8628.
@@ -26,7 +29,7 @@ SECRET_KEYS = frozenset(
 MASK = "[secure]"
 
 
-def redact(values: Mapping[str, object]) -> dict[str, object]:
+def redact(values: "Mapping[str, object]") -> dict[str, object]:
     """Return a copy of *values* with every secret-bearing key masked."""
     return {
         key: MASK if key.lower().rstrip("[]") in SECRET_KEYS else value
