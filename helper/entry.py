@@ -28,6 +28,7 @@ COMMANDS = frozenset({"token", "status", "logout", "explain"})
 def main(argv: list[str] | None = None) -> int:
     """Run one action or command; return the exit code."""
     args = sys.argv[1:] if argv is None else argv
+    logs.use_stderr()
     if "--debug" in args[:-1]:
         logs.enable_debug()
     words = [a for a in args if a != "--debug"]

@@ -9,10 +9,18 @@ the standard ``logging`` tree, under the ``helper`` logger.
 import os
 import sys
 
-__all__ = ["DEBUG_ENV", "Logger", "configure", "debug_enabled", "enable_debug", "get"]
+__all__ = [
+    "DEBUG_ENV",
+    "Logger",
+    "configure",
+    "debug_enabled",
+    "enable_debug",
+    "get",
+    "use_stderr",
+]
 
 DEBUG_ENV = "OAUTH_HELPER_DEBUG"
-_state = {"configured": False, "debug": False}
+_state = {"configured": False, "debug": False, "stderr": False}
 
 
 def debug_enabled() -> bool:
@@ -25,12 +33,23 @@ def enable_debug() -> None:
     _state["debug"] = True
 
 
+def use_stderr() -> None:
+    """Let log lines reach stderr: the program's choice (entry and CLI only).
+
+    Until a program asks, nothing attaches a handler, so the package used as
+    a library leaves logging to its host application.
+    """
+    _state["stderr"] = True
+
+
 def configure() -> None:
+    """Attach the stderr handler the program asked for, once, when first needed."""
+    if _state["configured"] or not _state["stderr"]:
+        return
+
     # One stderr handler on the package's root logger; stdout stays protocol.
     import logging
 
-    if _state["configured"]:
-        return
     _state["configured"] = True
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("oauth-helper: %(message)s"))
