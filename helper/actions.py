@@ -32,8 +32,13 @@ def target_record(cred: Credential, provider: Provider | None) -> Record:
         path=cred.path,
         username=username,
         client_id=provider.client_id if provider else cred.client_id,
-        scope=provider.scope if provider else cred.scope,
+        scope=provider.scope if provider else _scope_key(cred.scope),
     )
+
+
+def _scope_key(scope: str) -> str:
+    # Scopes are a set (RFC 6749 §3.3): "b a" and "a b" name one key.
+    return " ".join(sorted(set(scope.replace(",", " ").split())))
 
 
 def _matches(record: Record, cred: Credential, target: Record) -> bool:
@@ -85,7 +90,11 @@ def get(cred: Credential, settings: Settings, st: Store) -> Pairs:
     interactive = settings.interactive and someone_is_there()
     log.debug("no fresh token for %s (sign-in allowed: %s)", cred.host, interactive)
     record = login.obtain(cred, provider, st, interactive)
-    return answer(record, cred, margin) if record is not None else []
+    if record is None:
+        return []
+    # A token handed out for its last seconds (the provider could not be
+    # reached) is answered with its real expiry, or git would discard it.
+    return answer(record, cred, margin if record.is_fresh(margin) else 0)
 
 
 def someone_is_there() -> bool:
@@ -183,11 +192,17 @@ def store(cred: Credential, settings: Settings, st: Store) -> None:
 def _is_echo(cred: Credential, target: Record, st: Store) -> bool:
     # After a successful request git stores what we answered; our own record
     # already holds it (with the refresh token git 2.39 never echoes back).
+    # A git process that started before another one refreshed stores the
+    # token it was given, now retired: saving it would throw away the new
+    # token and its refresh token.
     for record in st.candidates(cred.protocol, target.host):
-        if record.origin == "login" and record.path == cred.path:
-            loaded = st.load_secrets(record)
-            if loaded is not None and loaded.password == cred.password:
-                return True
+        if record.origin != "login" or record.path != cred.path:
+            continue
+        if record.retired_token(cred.password):
+            return True
+        loaded = st.load_secrets(record)
+        if loaded is not None and loaded.password == cred.password:
+            return True
     return False
 
 
@@ -198,14 +213,31 @@ def _valid_expiry(value: str) -> str:
 def erase(cred: Credential, settings: Settings, st: Store) -> None:
     """Forget the credential git rejected; keep refresh tokens we obtained."""
     for record in list(st.candidates(cred.protocol, cred.host.lower())):
-        if record.path != cred.path or (
-            cred.username and record.username != cred.username
-        ):
+        if not _erase_selects(record, cred):
             continue
         loaded = st.load_secrets(record)
-        if loaded is None or (cred.password and loaded.password != cred.password):
-            continue
-        _forget(loaded, st)
+        if loaded is not None and _same_secret(loaded, cred):
+            _forget(loaded, st)
+
+
+def _erase_selects(record: Record, cred: Credential) -> bool:
+    # git's credential_match: a field the request leaves out matches any
+    # value; client_id and scope select a key for non-git callers.
+    wanted = (
+        (cred.username, record.username),
+        (cred.client_id, record.client_id),
+        (_scope_key(cred.scope), record.scope),
+    )
+    given_match = all(not want or want == have for want, have in wanted)
+    return given_match and record.path == cred.path
+
+
+def _same_secret(record: Record, cred: Credential) -> bool:
+    # An erase naming a secret removes only a record holding that secret
+    # (git 2.46 compares credential as well as password).
+    return (not cred.password or cred.password == record.password) and (
+        not cred.credential or cred.credential == record.credential
+    )
 
 
 def _forget(record: Record, st: Store) -> None:
@@ -216,6 +248,6 @@ def _forget(record: Record, st: Store) -> None:
             # Another process may have refreshed meanwhile: keep its token.
             if current is not None and current.password == record.password:
                 expired = str(int(time.time()))
-                st.save(current.copy(password="", password_expiry_utc=expired))
+                st.save(current.replaced(password="", password_expiry_utc=expired))
         return
     st.remove(record)

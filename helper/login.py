@@ -40,6 +40,9 @@ def obtain(
                 return refreshed
         if not interactive:
             return None
+        if current is not None:
+            # A new login starts a new record but remembers the old tokens.
+            target = target.copy(retired=current.replaced(password="").retired)
         return _login(cred, provider, st, target)
 
 
@@ -98,11 +101,13 @@ def _after_refusal(provider: Provider, st: Store, current: Record) -> Record | N
     # sharing the folder) may have rotated the token in between.
     again = st.reload(current)
     used = _refresh_secret(provider, current)
-    rotated = again is not None and _refresh_secret(provider, again) != used
-    if rotated and again is not None and again.is_fresh(0):
-        return again
+    if again is not None and _refresh_secret(provider, again) not in ("", used):
+        # Its access token may be gone (erased there): refresh with the new
+        # refresh token rather than throw it away. Each retry needs another
+        # rotation by someone else, so this ends.
+        return again if again.is_fresh(0) else _refresh(provider, st, again)
     dead = {"password": "", "oauth_refresh_token": "", "msal_cache": ""}
-    st.save(current.copy(password_expiry_utc="", **dead))
+    st.save(current.replaced(password_expiry_utc="", **dead))
     return None
 
 
@@ -159,7 +164,7 @@ def choose_flow(provider: Provider) -> str:
 def _save(st: Store, base: Record, token: Token, **extra: str) -> Record:
     if not token.access_token:
         raise FlowError("the token endpoint answered without an access_token")
-    record = base.copy(
+    record = base.replaced(
         password=token.access_token,
         oauth_refresh_token=token.refresh_token or base.oauth_refresh_token,
         password_expiry_utc=str(token.expires_at) if token.expires_at else "",

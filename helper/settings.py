@@ -77,10 +77,14 @@ def resolve(cred: Credential) -> Settings:
     found = _apply_preset(provider, cred, from_file, from_git)
     found |= _apply(provider, from_file, "file")
     found |= _apply(provider, from_git, "git config")
-    found |= _apply(provider, _from_request(cred), "request")
-    if found:
-        _prefer_device_without_secret(provider)
-    return Settings(provider if found else None, _interactive(git))
+    if not found:
+        # client_id and scope in a request select a key; they do not make a
+        # host served (nothing says where its server is).
+        return Settings(None, _interactive(git))
+
+    _apply(provider, _from_request(cred), "request")
+    _prefer_device_without_secret(provider)
+    return Settings(provider, _interactive(git))
 
 
 def _apply(provider: Provider, values: dict[str, object], source: str) -> bool:

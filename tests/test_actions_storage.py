@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from store.helpers import HELPER, isolated_env, request, run_helper
 
+from helper.store import Record, Store
+
 HOST = "git.example.test"  # served by no preset and no configuration
 
 
@@ -220,3 +222,156 @@ def test_debug_output_reaches_stderr_on_the_action_path(env: dict[str, str]) -> 
     assert "password=pw-secret-123" in done.stdout
     assert "answering from the store" in done.stderr
     assert "pw-secret-123" not in done.stderr
+
+
+class TestKeySelection:
+    """client_id and scope select a key for non-git callers (protocol.md)."""
+
+    def test_erase_removes_every_match_at_once(self, env: dict[str, str]) -> None:
+        for client_id in ("app-1", "app-2"):
+            store(env, username="alice", password="pw-same", client_id=client_id)
+        store(env, username="bob", password="pw-b")
+
+        erase(env, password="pw-same")
+
+        assert get(env, client_id="app-1") == {}
+        assert get(env, client_id="app-2") == {}
+        assert get(env, username="bob")["password"] == "pw-b"
+
+    def test_erase_with_a_client_id_keeps_other_clients(
+        self, env: dict[str, str]
+    ) -> None:
+        for client_id in ("app-1", "app-2"):
+            store(env, username="alice", password="pw-same", client_id=client_id)
+
+        erase(env, client_id="app-1")
+
+        assert get(env, client_id="app-1") == {}
+        assert get(env, client_id="app-2")["password"] == "pw-same"
+
+    def test_scopes_are_a_set(self, env: dict[str, str]) -> None:
+        store(env, username="alice", password="pw-a", scope="write read")
+
+        assert get(env, scope="read write")["password"] == "pw-a"
+        erase(env, scope="read,write")
+        assert get(env, scope="write read") == {}
+
+    def test_request_attributes_alone_serve_no_host(self, env: dict[str, str]) -> None:
+        for extra in ({"client_id": "abc"}, {"scope": "read"}):
+            asked = request(protocol="https", host="nothing.test", **extra)
+            done = run_helper("get", asked, env)
+
+            assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_erase_naming_another_credential_keeps_the_record(
+    env: dict[str, str],
+) -> None:
+    authtype = {"capability[]": "authtype", "authtype": "Bearer"}
+    store(env, username="alice", credential="token-a", **authtype)
+
+    erase(env, credential="token-other", **authtype)
+    assert get(env, "capability[]=authtype")["credential"] == "token-a"
+
+    erase(env, credential="token-a", **authtype)
+    assert get(env, "capability[]=authtype") == {}
+
+
+def serve(env: dict[str, str], token_url: str) -> None:
+    """Configure HOST in git config, as a served host with client ID ``app``."""
+    url = f"credential.https://{HOST}"
+    for key, value in (("oauthClientId", "app"), ("oauthTokenURL", token_url)):
+        git = ["git", "config", "--global", f"{url}.{key}", value]
+        subprocess.run(git, env=env, check=True)
+
+
+def _login_record(env: dict[str, str], **fields: str) -> Record:
+    return Record(
+        protocol="https",
+        host=HOST,
+        username="oauth2",
+        client_id="app",
+        origin="login",
+        **fields,
+    )
+
+
+def test_late_store_of_a_retired_token_keeps_the_new_one(
+    env: dict[str, str],
+) -> None:
+    # Process A answered T1; process B refreshed to T2 (rotating the refresh
+    # token); A's git then stores T1. Saving it would lose T2 and RT2.
+    serve(env, token_url=f"https://{HOST}/token")
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    future = str(int(time.time()) + 3600)
+    first = _login_record(
+        env, password="T1", oauth_refresh_token="RT1", password_expiry_utc=future
+    )
+    st.save(first)
+    st.save(first.replaced(password="T2", oauth_refresh_token="RT2"))
+
+    store(env, username="oauth2", password="T1", password_expiry_utc=future)
+
+    kept = st.reload(first)
+    assert kept is not None
+    assert (kept.password, kept.oauth_refresh_token) == ("T2", "RT2")
+    assert get(env)["password"] == "T2"
+
+
+def test_unreadable_record_is_a_miss_said_once(env: dict[str, str]) -> None:
+    store(env, username="alice", password="pw-a")
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    (path,) = Path(env["OAUTH_HELPER_HOME"], "records").glob("*/*")
+    path.unlink()
+    path.symlink_to(path)  # opening it fails (ELOOP), as an I/O error would
+
+    done = run_helper("get", request(protocol="https", host=HOST), env)
+    assert (done.returncode, done.stdout) == (0, "")
+    assert len(done.stderr.splitlines()) == 1
+    assert "ignoring that stored record" in done.stderr
+
+    # The next store replaces what could not be read.
+    done = run_helper(
+        "store",
+        request(protocol="https", host=HOST, username="alice", password="pw-new"),
+        env,
+    )
+    assert (done.returncode, done.stdout) == (0, "")
+    assert get(env)["password"] == "pw-new"
+    assert next(iter(st.all_records())).username == "alice"
+
+
+def test_unreachable_provider_answers_the_real_expiry(
+    env: dict[str, str],
+) -> None:
+    # Inside the safety margin the token is still accepted by the server;
+    # answered with expiry minus the margin, git would throw it away.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        serve(env, token_url=f"http://127.0.0.1:{probe.getsockname()[1]}/token")
+    expiry = str(int(time.time()) + 30)  # inside the default 60 s margin
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    record = _login_record(
+        env, password="T1", oauth_refresh_token="RT1", password_expiry_utc=expiry
+    )
+    st.save(record)
+    # Obtained an hour ago: the margin is not cut to half of a 30 s life.
+    path = next(Path(env["OAUTH_HELPER_HOME"], "records").glob("*/*"))
+    hour_ago = str(int(time.time()) - 3600)
+    text = path.read_text()
+    path.write_text(
+        text.replace(f"updated={st.reload(record).updated}", f"updated={hour_ago}")
+    )
+
+    done = run_helper("get", request(protocol="https", host=HOST), env)
+
+    assert done.returncode == 0
+    answer = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert answer == {
+        "username": "oauth2",
+        "password": "T1",
+        "password_expiry_utc": expiry,
+    }
+    assert "could not refresh" in done.stderr

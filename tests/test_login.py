@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,31 +91,55 @@ def test_a_token_rotated_meanwhile_is_returned_and_kept(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_after_refusal keeps a rotated record only when its access token is "
-    "fresh; otherwise it overwrites the record, losing the newer refresh token",
-)
-def test_a_rotated_refresh_token_survives_without_a_fresh_access_token(
-    fake: FakeServer, store: Store
-) -> None:
-    provider = make_provider(fake)
-    stale = save_expired(store, provider)
+def rotate_erase_then(
+    store: Store, stale: Record, then: Reply
+) -> Callable[[Seen], Reply]:
+    """A token endpoint that refuses OLD after another machine rotated it.
 
-    def rotate_erase_then_refuse(seen: Seen) -> Reply:
-        # Another machine sharing the folder refreshed with OLD, then git
-        # there rejected the access token: erase keeps the refresh token NEW.
+    That machine refreshed with OLD, then git there rejected the access
+    token: its erase kept the refresh token NEW. NEW is answered *then*.
+    """
+
+    def answer(seen: Seen) -> Reply:
+        if seen.form["refresh_token"] == NEW:
+            return then
         erased = stale.copy(password="", oauth_refresh_token=NEW)
         store.save(erased.copy(password_expiry_utc=str(int(time.time()))))
         return REFUSED
 
-    fake.route("/token", rotate_erase_then_refuse)
+    return answer
 
-    login.obtain(CRED, provider, store, interactive=False)
+
+def test_a_rotated_refresh_token_without_access_token_is_used(
+    fake: FakeServer, store: Store
+) -> None:
+    provider = make_provider(fake)
+    stale = save_expired(store, provider)
+    issued = {"access_token": "at-3", "refresh_token": "rt-3", "expires_in": 3600}
+    fake.route("/token", rotate_erase_then(store, stale, Reply(200, issued)))
+
+    got = login.obtain(CRED, provider, store, interactive=False)
     kept = store.reload(stale)
 
-    assert kept is not None
-    assert kept.oauth_refresh_token == NEW
+    assert [r.form["refresh_token"] for r in fake.seen("/token")] == [OLD, NEW]
+    assert got is not None and kept is not None
+    assert (got.password, got.oauth_refresh_token) == ("at-3", "rt-3")
+    assert (kept.password, kept.oauth_refresh_token) == ("at-3", "rt-3")
+
+
+def test_a_rotated_refresh_token_refused_too_is_wiped(
+    fake: FakeServer, store: Store
+) -> None:
+    provider = make_provider(fake)
+    stale = save_expired(store, provider)
+    fake.route("/token", rotate_erase_then(store, stale, REFUSED))
+
+    got = login.obtain(CRED, provider, store, interactive=False)
+    kept = store.reload(stale)
+
+    assert [r.form["refresh_token"] for r in fake.seen("/token")] == [OLD, NEW]
+    assert got is None and kept is not None
+    assert (kept.password, kept.oauth_refresh_token) == ("", "")
 
 
 def test_a_refused_token_is_wiped_and_nothing_is_returned(

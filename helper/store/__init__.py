@@ -72,6 +72,10 @@ class Store:
             data = files.read_bytes(path)
         except IsADirectoryError:
             data = b""  # something else took the record's name: set it aside
+        except StoreError as exc:
+            # Unreadable (permissions, I/O): a miss, said once, not a failure.
+            self._warn_once(f"{exc}; ignoring that stored record")
+            return None
         if data is None:
             return None
         try:

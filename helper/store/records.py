@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - depends on the interpreter
 
 from helper.errors import StoreError
 from helper.protocol import format_answer
+from helper.redact import redact
 
 __all__ = ["KEY_FIELDS", "SECRET_FIELDS", "Record", "host_hash", "parse_record"]
 
@@ -26,7 +27,8 @@ KEY_FIELDS = ("protocol", "host", "path", "username", "client_id", "scope")
 # msal_cache: MSAL's serialized token cache (Entra ID path), refresh token inside.
 SECRET_FIELDS = ("password", "oauth_refresh_token", "credential", "msal_cache")
 # refreshable: "1" when a refresh token is kept, so status can say so without
-# unsealing anything.
+# unsealing anything. retired: digests of the access tokens this record held
+# before, so that git storing one of them late is known for an echo.
 META_FIELDS = (
     "password_expiry_utc",
     "authtype",
@@ -34,10 +36,14 @@ META_FIELDS = (
     "kind",
     "updated",
     "refreshable",
+    "retired",
 )
 FIELDS = KEY_FIELDS + META_FIELDS + SECRET_FIELDS
 # Unix times: a damaged one must make the record unreadable, not crash expiry().
 _NUMERIC_FIELDS = ("password_expiry_utc", "updated")
+# Retired tokens remembered: a git process holding an older one than these
+# has long finished (tokens live minutes to hours; each refresh retires one).
+_RETIRED_KEPT = 4
 
 
 class Record:
@@ -55,6 +61,7 @@ class Record:
     kind: str
     updated: str
     refreshable: str
+    retired: str
     password: str
     oauth_refresh_token: str
     credential: str
@@ -69,7 +76,7 @@ class Record:
             raise TypeError(f"unknown record fields: {sorted(values)}")
 
     def __repr__(self) -> str:
-        shown = {f: getattr(self, f) for f in KEY_FIELDS + META_FIELDS}
+        shown = redact({f: getattr(self, f) for f in FIELDS if getattr(self, f)})
         return f"Record({shown!r})"
 
     @property
@@ -120,6 +127,18 @@ class Record:
         values.update(changes)
         return Record(**values)
 
+    def replaced(self, **changes: str) -> "Record":
+        """A copy with *changes*, its old access token remembered as retired."""
+        new = self.copy(**changes)
+        if self.password and new.password != self.password:
+            kept = [token_digest(self.password), *self.retired.split(",")]
+            new.retired = ",".join([d for d in kept if d][:_RETIRED_KEPT])
+        return new
+
+    def retired_token(self, password: str) -> bool:
+        """True when *password* is an access token this record held before."""
+        return bool(password) and token_digest(password) in self.retired.split(",")
+
 
 def _pairs(record: Record, fields: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(f, getattr(record, f)) for f in fields if getattr(record, f)]
@@ -148,6 +167,11 @@ def parse_record(text: str) -> Record:
 def host_hash(protocol: str, host: str) -> str:
     """Name of the folder holding every record for one protocol and host."""
     return _digest(f"{protocol}://{host.lower()}")
+
+
+def token_digest(token: str) -> str:
+    """A digest that tells a token again without keeping it (a one-way hash)."""
+    return _digest(f"token\0{token}")[:24]
 
 
 def _digest(text: str) -> str:
