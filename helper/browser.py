@@ -1,11 +1,13 @@
-"""Opening the user's browser without letting it touch stdin or stdout, which
-carry git's credential protocol.
+"""Opening the user's browser without waiting for it and without letting it
+touch stdin or stdout, which carry git's credential protocol.
 """
 
 import contextlib
 import logging
 import os
+import shlex
 import sys
+import warnings
 import webbrowser
 from collections.abc import Iterator
 
@@ -30,18 +32,70 @@ def can_open_browser() -> bool:
 
 
 def open_url(url: str) -> bool:
-    """Open *url* in the user's browser; whether one was launched."""
+    """Start the user's browser on *url* without waiting; whether one started."""
     _sync_registry()
     try:
-        with _protocol_fds_hidden():
+        with _protocol_fds_hidden(), _left_running():
+            # webbrowser would try BROWSER again, waiting: it replaces the
+            # platform defaults here rather than going ahead of them.
+            if os.environ.get("BROWSER"):
+                return any(command.open(url) for command in _browser_commands())
             return webbrowser.open(url)
     except (webbrowser.Error, OSError) as exc:
         log.debug("could not open a browser: %s", type(exc).__name__)
         return False
 
 
+def _browser_commands() -> list[webbrowser.BackgroundBrowser]:
+    """The commands in BROWSER, in order, each started in its own session.
+
+    webbrowser itself waits for a BROWSER command to exit (GenericBrowser),
+    so a script that stays in the foreground would hold the sign-in until it
+    quits, while the loopback listener is not yet answering.
+    """
+    commands = []
+    for part in os.environ.get("BROWSER", "").split(os.pathsep):
+        argv = _command_line(part)
+        if argv:
+            commands.append(webbrowser.BackgroundBrowser(argv))
+
+    return commands
+
+
+def _command_line(part: str) -> list[str]:
+    """One BROWSER entry as argv, read as the webbrowser documentation says.
+
+    An entry holding %s is a command line, the URL taking the place of %s (a
+    trailing "&" only asked for the background, as in webbrowser.get); any
+    other entry names a browser, which gets the URL as its one argument.
+    """
+    if "%s" not in part:
+        return [part, "%s"] if part else []
+    try:
+        argv = shlex.split(part)
+    except ValueError:
+        log.debug("BROWSER holds an entry with unbalanced quotes; skipped")
+        return []
+    return argv[:-1] if argv[-1:] == ["&"] else argv
+
+
+@contextlib.contextmanager
+def _left_running() -> Iterator[None]:
+    """Let a started browser outlive its Popen object without a warning.
+
+    BackgroundBrowser keeps no handle on the browser; subprocess warns that
+    the child still runs, then keeps it on its own list and reaps it later.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", r"subprocess \d+ is still running", ResourceWarning
+        )
+        yield
+
+
 def _sync_registry() -> None:
-    # webbrowser reads BROWSER once per process; reread it if it changed.
+    # webbrowser reads BROWSER once per process; reread it if it changed, so
+    # the platform defaults never start a BROWSER command that is now unset.
     global _registered_for
     current = os.environ.get("BROWSER", "")
     if _registered_for is not None and _registered_for != current:

@@ -1,10 +1,14 @@
-"""helper.browser: a browser must never write to our stdout or read our stdin.
+"""helper.browser: a browser must never write to our stdout, read our stdin,
+or hold the sign-in while it runs.
 
-Each case runs the helper's code in a child Python whose fds 0 and 1 are pipes
-the test controls, as git's are.
+The fd cases run the helper's code in a child Python whose fds 0 and 1 are
+pipes the test controls, as git's are.
 """
 
+import contextlib
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import textwrap
@@ -26,6 +30,15 @@ if read line; then echo "browser-stole:$line" >&2; fi
 echo "$1" > "$MARKER"
 (sleep 0.3; echo late-browser-output) &
 exit 0
+"""
+
+# Stays in the foreground, as a browser run without "&" does; leaves its pid
+# (the id of the session it leads, if it got one) and then its arguments.
+SLEEPY_BROWSER = """\
+#!/bin/sh
+echo $$ > "$PIDFILE"
+echo "$@" > "$MARKER.part" && mv "$MARKER.part" "$MARKER"
+exec sleep 30
 """
 
 CHILD = textwrap.dedent(
@@ -74,12 +87,14 @@ def test_browser_output_goes_to_stderr_not_stdout(tmp_path):
     assert "browser-stole" not in result.stderr
 
 
-def test_failing_browser_reports_false(tmp_path):
-    failing = script(tmp_path, "failing-browser", "#!/bin/sh\nexit 3\n")
+def test_a_browser_failing_after_its_start_still_counts_as_launched(tmp_path):
+    # The helper no longer waits for the command, so its exit status is not
+    # seen; the URL shown before the browser starts covers this case.
+    failing = script(tmp_path, "failing-browser", "#!/bin/sh\nsleep 0.3\nexit 3\n")
 
     result = run_child({"BROWSER": str(failing)})
 
-    assert result.stdout == "launched False\nstdin protocol=https\n"
+    assert result.stdout == "launched True\nstdin protocol=https\n"
 
 
 def test_missing_browser_reports_false(tmp_path):
@@ -89,8 +104,10 @@ def test_missing_browser_reports_false(tmp_path):
 
 
 def test_browser_change_within_a_process_is_honoured(tmp_path):
-    first = script(tmp_path, "first", '#!/bin/sh\necho first > "$MARKER"\n')
-    second = script(tmp_path, "second", '#!/bin/sh\necho second > "$MARKER"\n')
+    # The browsers run on after open_url returns: one marker each.
+    body = '#!/bin/sh\necho "$1" > "$MARKER.$(basename "$0")"\n'
+    first = script(tmp_path, "first", body)
+    second = script(tmp_path, "second", body)
     marker = tmp_path / "marker"
     code = textwrap.dedent(
         f"""
@@ -106,7 +123,8 @@ def test_browser_change_within_a_process_is_honoured(tmp_path):
 
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
 
-    assert marker.read_text().strip() == "second"
+    assert wait_for(tmp_path / "marker.first") == "https://a.example/"
+    assert wait_for(tmp_path / "marker.second") == "https://b.example/"
 
 
 @pytest.mark.parametrize(
@@ -139,11 +157,12 @@ def test_can_open_browser_elsewhere_without_display(monkeypatch):
 
 
 def test_open_url_restores_our_fds(tmp_path, monkeypatch, capfd):
-    quiet = script(tmp_path, "quiet", "#!/bin/sh\necho to-stdout\nexit 0\n")
+    body = '#!/bin/sh\necho to-stdout\necho done > "$MARKER"\nsleep 0.3\n'
+    quiet = script(tmp_path, "quiet", body)
     monkeypatch.setenv("BROWSER", str(quiet))
+    monkeypatch.setenv("MARKER", str(tmp_path / "marker"))
     before = os.fstat(1), os.fstat(0)
 
-    started = time.monotonic()
     assert browser.open_url(URL) is True
     print("after", flush=True)
 
@@ -151,7 +170,84 @@ def test_open_url_restores_our_fds(tmp_path, monkeypatch, capfd):
     assert [(s.st_dev, s.st_ino) for s in before] == [
         (s.st_dev, s.st_ino) for s in after
     ]
+    assert wait_for(tmp_path / "marker") == "done"
     captured = capfd.readouterr()
     assert captured.out == "after\n"
     assert "to-stdout" in captured.err
-    assert time.monotonic() - started < 10
+
+
+@pytest.fixture
+def sleepy(tmp_path, monkeypatch):
+    """SLEEPY_BROWSER, its marker and pid files; its process group ends after."""
+    marker, pidfile = tmp_path / "opened", tmp_path / "browser.pid"
+    monkeypatch.setenv("MARKER", str(marker))
+    monkeypatch.setenv("PIDFILE", str(pidfile))
+    yield script(tmp_path, "sleepy-browser", SLEEPY_BROWSER), marker, pidfile
+    if pidfile.exists():
+        stop(int(pidfile.read_text()))
+
+
+def stop(pid):
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    # Reap it here; subprocess, which started it, may not get to.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def test_a_browser_in_the_foreground_does_not_block(sleepy, monkeypatch):
+    command, marker, pidfile = sleepy
+    monkeypatch.setenv("BROWSER", str(command))
+
+    started = time.monotonic()
+    launched = browser.open_url(URL)
+    elapsed = time.monotonic() - started
+
+    assert launched is True
+    assert elapsed < 2
+    assert wait_for(marker) == URL
+    pid = int(pidfile.read_text())
+    # Still sleeping, detached: it leads a session of its own.
+    assert os.getsid(pid) == pid != os.getsid(0)
+
+
+@pytest.mark.parametrize(
+    ("value", "arguments"),
+    [
+        ("{browser} --new-tab %s", "--new-tab {url}"),
+        ("{browser} --url=%s &", "--url={url}"),
+        ("{missing}{sep}{browser}", "{url}"),
+        ("{missing} %s{sep}{sep}{browser} %s", "{url}"),
+    ],
+)
+def test_browser_value_is_read_as_webbrowser_documents(
+    sleepy, monkeypatch, tmp_path, value, arguments
+):
+    command, marker, _ = sleepy
+    names = {
+        "browser": shlex.quote(str(command)),
+        "missing": str(tmp_path / "no-such-browser"),
+        "sep": os.pathsep,
+        "url": URL,
+    }
+    monkeypatch.setenv("BROWSER", value.format(**names))
+
+    assert browser.open_url(URL) is True
+    assert wait_for(marker) == arguments.format(**names)
+
+
+@pytest.mark.parametrize("value", ["{missing}", "{missing} --url=%s", "'%s"])
+def test_a_browser_that_cannot_start_reports_false(monkeypatch, tmp_path, value):
+    missing = str(tmp_path / "no-such-browser")
+    monkeypatch.setenv("BROWSER", value.format(missing=missing))
+
+    assert browser.open_url(URL) is False
+
+
+def wait_for(path, timeout=10.0):
+    """The stripped text of *path* once a browser has written it."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+    return path.read_text().strip()
