@@ -2,12 +2,10 @@
 browser: show a code, let the user approve it elsewhere, poll for the token.
 """
 
-import logging
-import sys
 import time
 from typing import Any
 
-from helper import http
+from helper import http, logs
 from helper.errors import FlowError, TransientError
 from helper.flows._token import token_from
 from helper.providers import Provider
@@ -15,7 +13,7 @@ from helper.tokens import Token
 
 __all__ = ["DEFAULT_INTERVAL", "SLOW_DOWN_STEP", "login_device"]
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 # RFC 8628 §3.2: without "interval" the client waits 5 s between polls;
 # §3.5: "slow_down" adds 5 s. Module constants so tests can shrink them.
@@ -58,16 +56,14 @@ def _client_fields(provider: Provider) -> dict[str, str]:
 
 
 def _announce(provider: Provider, grant: dict[str, Any]) -> None:
+    # The user code is meant to be read and typed (RFC 8628 §3.3); only
+    # device_code is a secret, and it stays out of the prompt.
     host = http.host_of(provider.token_url)
-    print(
-        f"oauth-helper: to sign in to {host}, open {grant['verification_uri']} "
-        f"and enter the code {grant['user_code']}",
-        file=sys.stderr,
-        flush=True,
-    )
+    uri, code = grant["verification_uri"], grant["user_code"]
+    log.warning("to sign in to %s, open %s and enter the code %s", host, uri, code)
     complete = grant.get("verification_uri_complete")
     if isinstance(complete, str) and complete:
-        print(f"oauth-helper: or open {complete}", file=sys.stderr, flush=True)
+        log.warning("or open %s", complete)
 
 
 def _lifetime(grant: dict[str, Any], timeout: float) -> float:

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import logging
 import secrets
-import sys
 import time
 import urllib.parse
 import warnings
@@ -61,7 +60,9 @@ def login_browser(
     listener = Listener(state, provider.redirect_url, provider.redirect_ports)
     with listener, _msal_errors(provider):
         flow = _initiate(app, provider, listener.redirect_uri, state, login_hint)
-        _say(f"open this URL to sign in to {_host(provider)}: {flow['auth_uri']}")
+        log.warning(
+            "open this URL to sign in to %s: %s", _host(provider), flow["auth_uri"]
+        )
         open_url(flow["auth_uri"])
         params = listener.wait(timeout)
     _check_issuer(provider, params)
@@ -105,12 +106,7 @@ def login_device(
         flow = app.initiate_device_flow(scopes=_scopes(provider))
     if not flow.get("user_code"):
         raise _refusal(provider, flow, "the device authorization request")
-    _say(
-        f"to sign in to {_host(provider)}, open {flow['verification_uri']} "
-        f"and enter the code {flow['user_code']}"
-    )
-    if flow.get("verification_uri_complete"):
-        _say(f"or open {flow['verification_uri_complete']}")
+    _announce_device(provider, flow)
 
     # MSAL polls until flow["expires_at"] (its documented way to stop early).
     flow["expires_at"] = min(float(flow["expires_at"]), time.time() + timeout)
@@ -268,6 +264,11 @@ def _host(provider: Provider) -> str:
     return http.host_of(_authority(provider))
 
 
-def _say(line: str) -> None:
-    # Prompts and URLs go to stderr: stdout carries git's protocol.
-    print(f"oauth-helper: {line}", file=sys.stderr, flush=True)
+def _announce_device(provider: Provider, flow: dict[str, Any]) -> None:
+    # WARNING, so the CLI's stderr handler shows it: stdout is git's protocol.
+    uri, code = flow["verification_uri"], flow["user_code"]
+    log.warning(
+        "to sign in to %s, open %s and enter the code %s", _host(provider), uri, code
+    )
+    if flow.get("verification_uri_complete"):
+        log.warning("or open %s", flow["verification_uri_complete"])

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import secrets
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,7 @@ import requests
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from helper import http
+from helper import http, logs
 from helper.browser import open_url
 from helper.errors import FlowError, TransientError
 from helper.flows._token import token_from
@@ -25,7 +24,7 @@ from helper.tokens import Token
 
 __all__ = ["login_browser"]
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 def _quiet(prefixes: tuple[str, ...]) -> None:
@@ -108,14 +107,10 @@ def _authorization_url(
 
 
 def _announce(provider: Provider, url: str) -> None:
-    # Always printed: the browser may not open, or may open somewhere unseen.
+    # Always shown: the browser may not open, or may open somewhere unseen.
     # The URL carries the code challenge and state, never a secret.
     host = http.host_of(provider.auth_url)
-    print(
-        f"oauth-helper: open this URL to sign in to {host}: {url}",
-        file=sys.stderr,
-        flush=True,
-    )
+    log.warning("open this URL to sign in to %s: %s", host, url)
 
 
 def _code(provider: Provider, params: dict[str, str]) -> str:

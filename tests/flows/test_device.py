@@ -2,6 +2,7 @@
 
 import itertools
 import time
+import urllib.parse
 
 import pytest
 
@@ -49,7 +50,7 @@ def gaps(fake):
     return [b - a for a, b in itertools.pairwise(times)]
 
 
-def test_pending_then_tokens(fake, capsys):
+def test_pending_then_tokens(fake, prompts, capsys):
     fake.route("/device/auth", Reply(200, GRANT))
     fake.route("/token", PENDING, PENDING, TOKENS)
 
@@ -67,11 +68,14 @@ def test_pending_then_tokens(fake, capsys):
         "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
         "device_code": "device-code-secret",
     }
-    err = capsys.readouterr().err
-    assert "WDJB-MJHT" in err
-    assert GRANT["verification_uri"] in err
-    assert GRANT["verification_uri_complete"] in err
-    assert "device-code-secret" not in err
+    host = urllib.parse.urlsplit(fake.origin).netloc
+    assert prompts() == [
+        f"to sign in to {host}, open https://id.example/device "
+        "and enter the code WDJB-MJHT",
+        f"or open {GRANT['verification_uri_complete']}",
+    ]
+    # Logged, not printed: only the CLI writes to stderr.
+    assert capsys.readouterr().err == ""
 
 
 def test_slow_down_widens_the_interval(fake):
@@ -171,7 +175,7 @@ def test_grant_without_user_code_is_refused(fake):
         login_device(make_provider(fake), timeout=5)
 
 
-def test_google_style_verification_url_is_accepted(fake, capsys):
+def test_google_style_verification_url_is_accepted(fake, prompts):
     grant = {k: v for k, v in GRANT.items() if k != "verification_uri"}
     grant["verification_url"] = "https://www.google.com/device"
     fake.route("/device/auth", Reply(200, grant))
@@ -179,7 +183,7 @@ def test_google_style_verification_url_is_accepted(fake, capsys):
 
     login_device(make_provider(fake), timeout=5)
 
-    assert "https://www.google.com/device" in capsys.readouterr().err
+    assert "open https://www.google.com/device and enter the code" in prompts()[0]
 
 
 def test_client_secret_is_sent_when_configured(fake):

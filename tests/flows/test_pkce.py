@@ -102,7 +102,7 @@ def make_provider(fake, **values):
     return Provider(**{**settings, **values})
 
 
-def test_login_returns_the_token(fake, browser, capsys):
+def test_login_returns_the_token(fake, browser, prompts, capsys):
     AuthServer(fake)
     provider = make_provider(fake, auth_params={"prompt": "consent", "state": "x"})
 
@@ -123,9 +123,12 @@ def test_login_returns_the_token(fake, browser, capsys):
     assert form["redirect_uri"] == query["redirect_uri"]
     assert "client_secret" not in form
     assert "authorization" not in fake.seen("/token")[0].headers
-    err = capsys.readouterr().err
-    assert "oauth-helper: open this URL to sign in to 127.0.0.1:" in err
-    assert fake.url("/authorize?") in err
+    host = urllib.parse.urlsplit(fake.origin).netloc
+    [shown] = prompts()
+    assert shown.startswith(f"open this URL to sign in to {host}: ")
+    assert fake.url("/authorize?") in shown
+    # Logged, not printed: only the CLI writes to stderr.
+    assert capsys.readouterr().err == ""
 
 
 def test_client_secret_is_sent_in_the_body(fake, browser):
