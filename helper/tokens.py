@@ -6,6 +6,10 @@ from collections.abc import Mapping
 
 __all__ = ["Token"]
 
+# Ten years: a longer lifetime is a server's way of saying "does not expire"
+# (or a typo), and must not become a 300-digit expiry.
+_LONGEST = 10 * 365 * 24 * 3600
+
 
 @dataclasses.dataclass(frozen=True)
 class Token:
@@ -24,10 +28,8 @@ class Token:
     ) -> "Token":
         """Build from a token endpoint's JSON; ``expires_in`` becomes absolute."""
         now = time.time() if now is None else now
-        expires_in = body.get("expires_in")
-        expires_at = None
-        if isinstance(expires_in, int | float | str) and str(expires_in).strip():
-            expires_at = int(now + float(expires_in))
+        lifetime = _lifetime(body.get("expires_in"))
+        expires_at = None if lifetime is None else int(now + lifetime)
         return cls(
             access_token=str(body.get("access_token", "")),
             refresh_token=str(body.get("refresh_token") or ""),
@@ -36,3 +38,18 @@ class Token:
             token_type=str(body.get("token_type") or "Bearer"),
             id_token=str(body.get("id_token") or ""),
         )
+
+
+def _lifetime(expires_in: object) -> float | None:
+    """Seconds from RFC 6749 §5.1 ``expires_in``; None when absent or unusable.
+
+    An unusable value only costs the expiry: the token is then used until the
+    server rejects it, and the response's refresh token is still kept.
+    """
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | str):
+        return None
+    try:
+        seconds = float(expires_in)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= _LONGEST else None

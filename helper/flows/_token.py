@@ -12,5 +12,13 @@ def token_from(body: Mapping[str, object], host: str) -> Token:
     """A Token from a successful token response (RFC 6749 §5.1)."""
     if not isinstance(body.get("access_token"), str) or not body["access_token"]:
         raise FlowError(f"{host} answered without an access_token")
+    # RFC 6749 §7.1: a client must not use a token whose type it does not
+    # understand; sent as a bearer password, a MAC or DPoP token just fails.
+    kind = body.get("token_type")
+    if kind is not None and str(kind).lower() != "bearer":
+        raise FlowError(
+            f"{host} issued a {str(kind)[:20]!r} token; only Bearer tokens can be "
+            "used as a password"
+        )
 
     return Token.from_response(body)
