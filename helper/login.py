@@ -66,7 +66,14 @@ def _refresh(provider: Provider, st: Store, current: Record) -> Record | None:
     except TransientError:
         return _still_valid(current)
     except FlowError as exc:
-        log.info("the provider refused the refresh token (%s)", exc.error or exc)
+        if exc.error == "temporarily_unavailable":
+            return _still_valid(current)
+        if exc.error != "invalid_grant":
+            # RFC 6749 §5.2: only invalid_grant says the refresh token is
+            # dead; invalid_client or invalid_scope is a setting to fix, and
+            # the refresh token stays for when it is fixed.
+            raise
+        log.info("the provider refused the refresh token (%s)", exc.error)
         return _after_refusal(provider, st, current)
     return _save(st, current, token)
 
@@ -171,8 +178,9 @@ def _save(st: Store, base: Record, token: Token, **extra: str) -> Record:
         origin="login",
         **extra,
     )
-    st.save(record)
-    return record
+    # The saved copy carries its update time, which caps the expiry margin
+    # for short-lived tokens (Record.margin).
+    return st.save(record)
 
 
 def complete_endpoints(provider: Provider) -> None:

@@ -16,6 +16,7 @@ from flows.fakeserver import FakeServer, Reply, Seen
 
 from helper import login
 from helper.actions import target_record
+from helper.errors import FlowError, TransientError
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.store import Record, Store
@@ -232,3 +233,50 @@ def test_an_explicit_device_flow_is_kept_with_a_browser(
     no_browser.setenv("DISPLAY", ":0")
 
     assert flow_for("device") == "device"
+
+
+@pytest.mark.parametrize("error", ["invalid_client", "invalid_scope"])
+def test_a_refusal_other_than_invalid_grant_keeps_the_refresh_token(
+    fake: FakeServer, store: Store, error: str
+) -> None:
+    provider = make_provider(fake)
+    stale = save_expired(store, provider)
+    fake.route("/token", Reply(400, {"error": error}))
+
+    with pytest.raises(FlowError) as caught:
+        login.obtain(CRED, provider, store, interactive=True)
+
+    assert caught.value.error == error
+    kept = store.reload(stale)
+    assert kept is not None and kept.oauth_refresh_token == OLD
+    assert len(fake.seen("/token")) == 1  # and no sign-in was started
+
+
+def test_temporarily_unavailable_keeps_the_refresh_token(
+    fake: FakeServer, store: Store
+) -> None:
+    provider = make_provider(fake)
+    stale = save_expired(store, provider)
+    fake.route("/token", Reply(400, {"error": "temporarily_unavailable"}))
+
+    with pytest.raises(TransientError):
+        login.obtain(CRED, provider, store, interactive=True)
+
+    kept = store.reload(stale)
+    assert kept is not None and kept.oauth_refresh_token == OLD
+
+
+def test_a_fresh_short_lived_token_gets_half_its_life_as_margin(
+    fake: FakeServer, store: Store
+) -> None:
+    # A 30 s token must not be answered as already expired by a 60 s margin.
+    provider = make_provider(fake)
+    save_expired(store, provider)
+    issued = {"access_token": "at-30", "expires_in": 30}
+    fake.route("/token", Reply(200, issued))
+
+    got = login.obtain(CRED, provider, store, interactive=False)
+
+    assert got is not None and got.password == "at-30"
+    assert got.margin(60) == 15
+    assert got.is_fresh(60)

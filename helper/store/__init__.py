@@ -136,8 +136,8 @@ class Store:
         secrets = dict(line.partition("=")[::2] for line in text.splitlines())
         return record.copy(**secrets)
 
-    def save(self, record: Record) -> None:
-        """Write *record* atomically, sealed in the keyring when that store is used."""
+    def save(self, record: Record) -> Record:
+        """Write *record* atomically (sealed where the keyring is used); return it."""
         refreshable = "1" if record.oauth_refresh_token or record.msal_cache else ""
         record = record.copy(
             host=record.host.lower(),
@@ -152,6 +152,7 @@ class Store:
         record.kind = "keyring" if sealed else "file"
         files.write_atomic(self._path(record), record.to_text(sealed))
         files.discard_stale_temps(folder, time.time())
+        return record
 
     def _seal(self, record: Record) -> str:
         if self.kind == "file" or (self.kind == "auto" and self._keyring_failed()):
