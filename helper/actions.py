@@ -48,8 +48,21 @@ def _matches(record: Record, cred: Credential, target: Record) -> bool:
         and (not cred.username or record.username == cred.username)
         and record.client_id == target.client_id
         and record.scope == target.scope
-        and (not record.authtype or cred.has_capability("authtype"))
+        and _answerable(record, cred)
     )
+
+
+def _answerable(record: Record, cred: Credential) -> bool:
+    # An authtype record with no password has nothing for an older caller.
+    return (
+        not record.authtype or _speaks_authtype(record, cred) or bool(record.password)
+    )
+
+
+def _speaks_authtype(record: Record, cred: Credential) -> bool:
+    # git 2.46+: authtype and credential go only to callers announcing the
+    # capability; others may still get the record's username and password.
+    return bool(record.authtype) and cred.has_capability("authtype")
 
 
 def find(cred: Credential, provider: Provider | None, st: Store) -> Record | None:
@@ -151,7 +164,7 @@ def _explain_missing_client(
 
 def answer(record: Record, cred: Credential, margin: int) -> Pairs:
     """The pairs git reads back for a stored record."""
-    if record.authtype:
+    if _speaks_authtype(record, cred):
         pairs = [("capability[]", "authtype"), ("authtype", record.authtype)]
         pairs.append(("credential", record.credential))
     else:
@@ -169,13 +182,14 @@ def answer(record: Record, cred: Credential, margin: int) -> Pairs:
 
 def store(cred: Credential, settings: Settings, st: Store) -> None:
     """Save the credential git approved, as git's own storage helpers do."""
-    if cred.ephemeral.lower() in _TRUE or not (cred.password or cred.credential):
+    keep_authtype = cred.has_capability("authtype") and cred.authtype
+    secret = cred.password or (cred.credential if keep_authtype else "")
+    if cred.ephemeral.lower() in _TRUE or not secret:
         return
     target = target_record(cred, settings.provider)
     if _is_echo(cred, target, st):
         return
 
-    keep_authtype = cred.has_capability("authtype") and cred.authtype
     record = target.copy(
         username=cred.username,
         password=cred.password,

@@ -375,3 +375,28 @@ def test_unreachable_provider_answers_the_real_expiry(
         "password_expiry_utc": expiry,
     }
     assert "could not refresh" in done.stderr
+
+
+def test_an_authtype_record_with_a_password_serves_older_callers(
+    env: dict[str, str],
+) -> None:
+    store(
+        env,
+        **{"capability[]": "authtype"},
+        username="alice",
+        password="pw-a",
+        authtype="Bearer",
+        credential="token-a",
+    )
+
+    assert get(env) == {"username": "alice", "password": "pw-a"}
+    assert get(env, "capability[]=authtype")["credential"] == "token-a"
+
+
+def test_authtype_without_the_capability_and_no_password_stores_nothing(
+    env: dict[str, str],
+) -> None:
+    store(env, username="alice", authtype="Bearer", credential="token-a")
+
+    assert not Path(env["OAUTH_HELPER_HOME"], "records").exists()
+    assert get(env, "capability[]=authtype") == {}
