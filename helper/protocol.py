@@ -120,7 +120,11 @@ def _assign_url(cred: Credential, url: str) -> None:
     # "/", port and IPv6 brackets included, so it matches what git sends.
     from urllib.parse import unquote, urlsplit
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # Such as an unclosed IPv6 bracket; the URL itself may hold a password.
+        raise ProtocolError("url is not a valid URL") from None
     userinfo, _, host = parts.netloc.rpartition("@")
     cred.protocol = parts.scheme
     cred.host = unquote(host)

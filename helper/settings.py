@@ -9,7 +9,7 @@ them names is not served: no login, only what was stored for it.
 import os
 import sys
 
-from helper import gitconfig
+from helper import gitconfig, logs
 from helper.errors import ConfigError
 from helper.protocol import Credential
 from helper.providers import FLOWS, HOSTS, NAME_HINTS, PRESETS, REALMS, Provider
@@ -58,6 +58,10 @@ _SERVER_KEYS = frozenset(
     {"preset", "issuer", "auth_url", "token_url", "authority", "discovery_url"}
 )
 _FALSE = frozenset({"false", "never", "no", "off", "0"})
+# Whole seconds; a day is far beyond any token's useful margin.
+_MAX_MARGIN = 86400
+
+log = logs.get(__name__)
 
 
 class Settings:
@@ -77,6 +81,15 @@ def resolve(cred: Credential) -> Settings:
     found = _apply_preset(provider, cred, from_file, from_git)
     found |= _apply(provider, from_file, "file")
     found |= _apply(provider, from_git, "git config")
+    if found and cred.protocol == "http" and not _is_loopback(cred.host):
+        # A token sent over plain http is readable on the way: never sign in
+        # for one. (What git itself stored for such a host is still served.)
+        log.warning(
+            "not signing in for http://%s: a token would travel unencrypted; "
+            "use its https URL",
+            cred.host,
+        )
+        found = False
     if not found:
         # client_id and scope in a request select a key; they do not make a
         # host served (nothing says where its server is).
@@ -85,6 +98,19 @@ def resolve(cred: Credential) -> Settings:
     _apply(provider, _from_request(cred), "request")
     _prefer_device_without_secret(provider)
     return Settings(provider, _interactive(git))
+
+
+def _is_loopback(host: str) -> bool:
+    # By name, without ipaddress (a cost on every git command): 127.0.0.0/8,
+    # [::1] and localhost (RFC 6761 §6.3), any port.
+    if host.startswith("["):
+        name = host.partition("]")[0] + "]"
+    else:
+        name = host.partition(":")[0].lower()
+    if name in ("localhost", "[::1]") or name.endswith(".localhost"):
+        return True
+    octets = name.split(".")
+    return len(octets) == 4 and octets[0] == "127" and all(o.isdigit() for o in octets)
 
 
 def _apply(provider: Provider, values: dict[str, object], source: str) -> bool:
@@ -223,15 +249,16 @@ def _to_scopes(value: object, where: str) -> tuple[str, ...]:
 
 def _to_seconds(value: object, where: str) -> int:
     # bool is an int to Python, and never what anyone meant by a margin.
+    seconds: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return max(value, 0)
-    try:
-        seconds = int(value) if isinstance(value, str) else None
-    except ValueError:
-        seconds = None
-    if seconds is None:
-        raise ConfigError(f"{where} must be whole seconds, not {value!r}")
-    return max(seconds, 0)
+        seconds = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        seconds = int(value)
+    if seconds is None or not 0 <= seconds <= _MAX_MARGIN:
+        raise ConfigError(
+            f"{where} must be whole seconds from 0 to {_MAX_MARGIN}, not {value!r}"
+        )
+    return seconds
 
 
 def _to_ports(value: object, where: str) -> tuple[int, ...]:
@@ -320,7 +347,12 @@ def _load_file(path: str) -> dict[str, dict[str, object]]:
             data = tomllib.load(stream)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {path}: it is not UTF-8 text") from None
     hosts = data.get("hosts", {})
     if not isinstance(hosts, dict):
         raise ConfigError(f"{path}: [hosts] must be a table of host names")
-    return {str(k).lower(): v for k, v in hosts.items() if isinstance(v, dict)}
+    for name, entry in hosts.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: hosts.{name!r} must be a table of settings")
+    return {str(k).lower(): v for k, v in hosts.items()}

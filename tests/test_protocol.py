@@ -101,3 +101,9 @@ def test_parser_never_fails_with_anything_but_protocol_error(text: str) -> None:
     except ProtocolError:
         return
     assert isinstance(cred.host, str)
+
+
+@pytest.mark.parametrize("url", ["https://[::1", "https://[zz]/", "https://]/"])
+def test_a_url_that_cannot_be_split_is_a_protocol_error(url: str) -> None:
+    with pytest.raises(ProtocolError, match=r"^url is not a valid URL$"):
+        parse(io.StringIO(f"url={url}\n\n"))

@@ -102,6 +102,8 @@ def test_invalid_flow_is_a_config_error_naming_its_source(home: Path) -> None:
         ("scopes = [1, 2]", "scopes for git.example in {path} must be a string or"),
         ("expiry_margin = true", "expiry_margin for git.example in {path} must be"),
         ("expiry_margin = 1.5", "expiry_margin for git.example in {path} must be"),
+        ("expiry_margin = -100", "expiry_margin for git.example in {path} must be"),
+        ("expiry_margin = 1e26", "expiry_margin for git.example in {path} must be"),
         ("redirect_ports = [true]", "redirect_ports for git.example in {path} must"),
         ("auth_params = { a = 1 }", "auth_params for git.example in {path} must be"),
     ],
@@ -188,3 +190,49 @@ def test_interactive_follows_git(
         git_config(home, "credential.interactive", config)
 
     assert resolve(Credential(protocol="https", host="h")).interactive is expected
+
+
+def test_a_file_that_is_not_utf8_is_a_one_line_config_error(home: Path) -> None:
+    folder = home / "config" / "oauth-helper"
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_bytes(b"\xff\xfe[hosts]\n")
+
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text$"):
+        resolve(Credential(protocol="https", host="git.example"))
+
+
+def test_a_host_entry_that_is_not_a_table_is_a_config_error(home: Path) -> None:
+    write_file(home, '[hosts]\n"git.example" = 5\n')
+
+    with pytest.raises(ConfigError, match=r"hosts\.'git\.example' must be a table"):
+        resolve(Credential(protocol="https", host="git.example"))
+
+
+def test_margin_out_of_range_in_git_config_is_refused(home: Path) -> None:
+    git_config(home, "credential.https://git.example.oauthClientId", "cid")
+    git_config(home, "credential.https://git.example.oauthExpiryMargin", "-5")
+
+    with pytest.raises(ConfigError, match="from 0 to 86400, not '-5'"):
+        resolve(Credential(protocol="https", host="git.example"))
+
+
+@pytest.mark.parametrize(
+    ("host", "served"),
+    [
+        ("git.example", False),
+        ("git.example:8080", False),
+        ("127.0.0.1:8080", True),
+        ("localhost", True),
+        ("[::1]:8080", True),
+        ("127.0.0.1.git.example", False),
+    ],
+)
+def test_plain_http_is_served_on_loopback_only(
+    home: Path, host: str, served: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    git_config(home, f"credential.http://{host}.oauthClientId", "cid")
+
+    settings = resolve(Credential(protocol="http", host=host))
+
+    assert (settings.provider is not None) == served
+    assert ("travel unencrypted" in caplog.text) != served
