@@ -33,6 +33,12 @@ _SCALARS = (
 )
 _LISTS = {"capability[]": "capability", "wwwauth[]": "wwwauth", "state[]": "state"}
 _FORBIDDEN = ("\r", "\n", "\0")
+# RFC 3986 unreserved and reserved characters: what git leaves as they are
+# when it turns a credential into a URL for its config look-up.
+_URL_SAFE = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+    "!*'();:@&=+$,/?#[]"
+)
 
 
 class Credential:
@@ -70,8 +76,14 @@ class Credential:
 
     @property
     def url(self) -> str:
-        """The request as a URL (no credentials), for settings look-up."""
-        return f"{self.protocol}://{self.host}/{self.path}"
+        """The request as git spells it for ``credential.<url>`` config look-up.
+
+        As git's credential_format: the username (if any) and the path are
+        percent-encoded, so ``credential.https://bob@host.*`` applies to bob
+        and a stray ``%`` in a path cannot break the look-up. No password.
+        """
+        user = _encode(self.username, slash=True) + "@" if self.username else ""
+        return f"{self.protocol}://{user}{self.host}/{_encode(self.path)}"
 
     def has_capability(self, name: str) -> bool:
         """True when the caller announced ``capability[]=name`` (git 2.46+)."""
@@ -141,4 +153,14 @@ def format_answer(pairs: "Iterable[tuple[str, str]]") -> str:
             raise ProtocolError(f"refusing to write {key!r}: value has CR, LF or NUL")
 
         out.append(f"{key}={value}\n")
+    return "".join(out)
+
+
+def _encode(text: str, slash: bool = False) -> str:
+    """Percent-encode what is not RFC 3986 unreserved or reserved (and ``/``)."""
+    out = []
+    for byte in text.encode("utf-8", "surrogateescape"):
+        char = chr(byte)
+        keep = char in _URL_SAFE and not (slash and char == "/")
+        out.append(char if keep else f"%{byte:02X}")
     return "".join(out)

@@ -236,3 +236,30 @@ def test_plain_http_is_served_on_loopback_only(
 
     assert (settings.provider is not None) == served
     assert ("travel unencrypted" in caplog.text) != served
+
+
+def test_git_config_for_one_user_applies_to_that_user(home: Path) -> None:
+    git_config(home, "credential.https://bob@git.example.oauthClientId", "bobs")
+    git_config(home, "credential.https://git.example.oauthClientId", "anyone")
+
+    def client_id(username: str) -> str:
+        cred = Credential(protocol="https", host="git.example", username=username)
+        provider = resolve(cred).provider
+        assert provider is not None
+        return provider.client_id
+
+    assert (client_id("bob"), client_id("alice"), client_id("")) == (
+        "bobs",
+        "anyone",
+        "anyone",
+    )
+
+
+def test_a_path_with_a_stray_percent_still_finds_its_settings(home: Path) -> None:
+    git_config(home, "credential.https://git.example.oauthClientId", "cid")
+
+    cred = Credential(protocol="https", host="git.example", path="x%zz y/ü.git")
+    provider = resolve(cred).provider
+
+    assert provider is not None and provider.client_id == "cid"
+    assert cred.url == "https://git.example/x%25zz%20y/%C3%BC.git"
