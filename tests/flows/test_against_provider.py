@@ -53,7 +53,7 @@ def settings(provider):
     )
 
 
-def login_with_device(settings, capsys):
+def login_with_device(settings, prompts):
     """Run login_device in a thread; approve its code in Chromium."""
     result = {}
 
@@ -65,7 +65,7 @@ def login_with_device(settings, capsys):
 
     thread = threading.Thread(target=run)
     thread.start()
-    url = wait_for_complete_uri(capsys, thread)
+    url = wait_for_complete_uri(prompts, thread)
     approve(url)
     thread.join(timeout=60)
     if "error" in result:
@@ -73,16 +73,14 @@ def login_with_device(settings, capsys):
     return result["token"]
 
 
-def wait_for_complete_uri(capsys, thread):
+def wait_for_complete_uri(prompts, thread):
     deadline = time.monotonic() + 20
-    seen = ""
     while time.monotonic() < deadline and thread.is_alive():
-        seen += capsys.readouterr().err
-        for line in seen.splitlines():
-            if line.startswith("oauth-helper: or open "):
-                return line.removeprefix("oauth-helper: or open ").strip()
+        for line in prompts():
+            if line.startswith("or open "):
+                return line.removeprefix("or open ").strip()
         time.sleep(0.02)
-    raise AssertionError(f"no verification_uri_complete on stderr: {seen!r}")
+    raise AssertionError(f"no verification_uri_complete shown: {prompts()!r}")
 
 
 def test_discovery_of_the_rig_issuer(provider):
@@ -101,7 +99,7 @@ def test_discovery_refuses_a_differently_spelled_issuer(provider):
         discovery.discover(provider.issuer + "/")
 
 
-def test_browser_login(provider, settings, capsys):
+def test_browser_login(provider, settings, prompts):
     token = login_browser(settings, timeout=60)
 
     assert token.access_token
@@ -110,7 +108,7 @@ def test_browser_login(provider, settings, capsys):
     assert set(token.scope.split()) <= set(SCOPES)
     assert provider.introspect(token.access_token)["active"] is True
     assert provider.counts()["authorization_code"] == 1
-    assert "open this URL to sign in to 127.0.0.1:" in capsys.readouterr().err
+    assert prompts()[0].startswith("open this URL to sign in to 127.0.0.1:")
 
 
 def test_browser_login_on_a_configured_port(provider, settings):
@@ -125,8 +123,8 @@ def test_browser_login_on_a_configured_port(provider, settings):
     assert provider.introspect(token.access_token)["active"] is True
 
 
-def test_device_login(provider, settings, capsys):
-    token = login_with_device(settings, capsys)
+def test_device_login(provider, settings, prompts):
+    token = login_with_device(settings, prompts)
 
     assert token.refresh_token
     assert provider.introspect(token.access_token)["active"] is True
@@ -134,9 +132,9 @@ def test_device_login(provider, settings, capsys):
 
 
 def test_refresh_rotates_and_a_reused_token_is_invalid_grant(
-    provider, settings, capsys
+    provider, settings, prompts
 ):
-    first = login_with_device(settings, capsys)
+    first = login_with_device(settings, prompts)
 
     second = refresh(settings, first.refresh_token)
 
