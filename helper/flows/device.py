@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from helper import http, logs
-from helper.errors import FlowError, TransientError
+from helper.errors import ConfigError, FlowError, TransientError
 from helper.flows._token import token_from
 from helper.providers import Provider
 from helper.tokens import Token
@@ -40,12 +40,35 @@ def _authorize(provider: Provider) -> dict[str, Any]:
     grant = http.post_form(provider.device_auth_url, data)
     # Some providers (Google) spell it verification_url.
     grant.setdefault("verification_uri", grant.get("verification_url"))
+    host = http.host_of(provider.device_auth_url)
     for key in ("device_code", "user_code", "verification_uri"):
         if not isinstance(grant.get(key), str) or not grant[key]:
-            host = http.host_of(provider.device_auth_url)
             raise FlowError(f"{host} answered the device request without {key}")
-
+    _check_shown(grant, host)
     return grant
+
+
+def _check_shown(grant: dict[str, Any], host: str) -> None:
+    # What the server sends is shown on the user's terminal: a line break or
+    # an escape sequence could forge other lines, and a page to type a code
+    # into must not be plain http (RFC 8628 §5.4, remote phishing).
+    if not grant["user_code"].isprintable():
+        raise FlowError(f"{host} sent a user_code with control characters")
+    if not _safe_uri(grant["verification_uri"]):
+        raise FlowError(f"{host} sent a verification_uri that is not an https URL")
+    complete = grant.get("verification_uri_complete")
+    if not (isinstance(complete, str) and _safe_uri(complete)):
+        grant.pop("verification_uri_complete", None)
+
+
+def _safe_uri(uri: str) -> bool:
+    if not uri.isprintable():
+        return False
+    try:
+        http.require_secure(uri, "verification_uri")
+    except (ConfigError, ValueError):
+        return False
+    return True
 
 
 def _client_fields(provider: Provider) -> dict[str, str]:

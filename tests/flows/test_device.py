@@ -201,3 +201,34 @@ def test_insecure_device_url_is_refused(fake):
 
     with pytest.raises(ConfigError, match="device_auth_url"):
         login_device(provider)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("verification_uri", "http://evil.example/device"),
+        ("verification_uri", "https://id.example/\nFAKE LINE"),
+        ("user_code", "UC\x1b[31mRED"),
+    ],
+)
+def test_what_would_forge_the_prompt_is_refused(fake, prompts, field, value):
+    fake.route("/device/auth", Reply(200, {**GRANT, field: value}))
+    fake.route("/token", TOKENS)
+
+    with pytest.raises(FlowError) as caught:
+        login_device(make_provider(fake), timeout=5)
+
+    assert field in str(caught.value)
+    assert prompts() == []
+    assert fake.seen("/token") == []
+
+
+def test_an_unsafe_complete_uri_is_left_out(fake, prompts):
+    forged = "https://id.example/device?user_code=X\r\nFAKE"
+    fake.route(
+        "/device/auth", Reply(200, {**GRANT, "verification_uri_complete": forged})
+    )
+    fake.route("/token", TOKENS)
+
+    assert login_device(make_provider(fake), timeout=5).access_token == "at"
+    assert len(prompts()) == 1 and "FAKE" not in prompts()[0]
