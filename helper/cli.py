@@ -7,6 +7,7 @@ With :mod:`helper.entry`, the only module that prints or picks an exit code:
 import datetime
 import json
 import sys
+import unicodedata
 from urllib.parse import urlsplit
 
 import click
@@ -53,6 +54,12 @@ def run(args: list[str]) -> int:
         cli.main(args=args, prog_name="oauth-helper", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return exc.exit_code
+    except click.UsageError as exc:
+        click.echo(f"oauth-helper: {_usage_line(exc)}", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
@@ -60,7 +67,7 @@ def run(args: list[str]) -> int:
         click.echo("oauth-helper: aborted", err=True)
         return 1
     except HelperError as exc:
-        click.echo(f"oauth-helper: {exc}", err=True)
+        click.echo(f"oauth-helper: {_escaped(str(exc))}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -78,6 +85,20 @@ def run(args: list[str]) -> int:
         )
         return 1
     return 0
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    # One line like every other error (click would add the usage and a blank
+    # line): what was wrong, and where the help is.
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+    return _escaped(exc.format_message()) + hint
+
+
+def _escaped(text: str) -> str:
+    """*text* with unprintable characters written as repr writes them (\\x1b)."""
+    # Stored usernames, config values and messages come from others: a raw
+    # ESC or line break would reach the terminal or split a line.
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _version() -> str:
@@ -101,39 +122,61 @@ def cli(debug: bool) -> None:
     logs.configure()
 
 
-def _request(url: str) -> Credential:
-    """The request git would send for *url*; a usage error if it is not one."""
+def _request(url: str) -> tuple[Credential, str]:
+    """The request git would send for *url*, and *url* as a message may show it.
+
+    A usage error if *url* is not one. Shown is scheme://host[:port]/path: the
+    user info may hold a password and the query or fragment a token.
+    """
+    _refuse_control(url)
     try:
         parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        parts, port = None, None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
-        # The URL is not echoed: a mistyped one may carry a password.
-        raise click.BadParameter(
-            "expected an http(s) URL such as https://host/path", param_hint="URL"
-        )
-    # git writes an IPv6 literal with its brackets, and so do our records.
-    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    host = name + (f":{port}" if port else "")
-    return Credential(
-        protocol=parts.scheme,
-        host=host,
-        username=parts.username or "",
+        host = _host(parts.hostname or "", parts.port)
+    except ValueError:  # an unclosed "[", or a port outside 0-65535
+        raise _not_a_url() from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise _not_a_url()
+
+    cred = Credential(protocol=parts.scheme, host=host, username=parts.username or "")
+    return cred, f"{parts.scheme}://{host}{parts.path}"
+
+
+def _not_a_url() -> click.BadParameter:
+    # The URL is not echoed: a mistyped one may carry a password.
+    return click.BadParameter(
+        "expected an http(s) URL such as https://host/path", param_hint="URL"
     )
+
+
+def _refuse_control(url: str) -> None:
+    # Before urlsplit, which silently drops tab, CR and LF (Python's fix for
+    # bpo-43882): such a URL is a paste accident, never what git would send.
+    if any(unicodedata.category(ch) == "Cc" for ch in url):
+        raise click.BadParameter(
+            "the URL contains a control character (a line break, tab, NUL, ...)",
+            param_hint="URL",
+        )
+
+
+def _host(hostname: str, port: int | None) -> str:
+    # git writes an IPv6 literal with its brackets, and so do our records.
+    if not hostname:
+        return ""
+    name = f"[{hostname}]" if ":" in hostname else hostname
+    return name + (f":{port}" if port else "")
 
 
 @cli.command()
 @click.argument("url")
 def token(url: str) -> None:
     """Print a valid access token for URL (signing in if needed)."""
-    cred = _request(url)
+    cred, shown = _request(url)
     resolved = settings.resolve(cred)
     pairs = dict(actions.get(cred, resolved, Store()))
     secret = pairs.get("password") or pairs.get("credential")
     if not secret:
         raise HelperError(
-            f"no token for {url}: the host is not configured, or sign-in is off"
+            f"no token for {shown}: the host is not configured, or sign-in is off"
         )
     if any(ch in secret for ch in "\r\n\0"):
         raise HelperError(
@@ -192,7 +235,7 @@ def logout(url: str | None) -> None:
     """Remove stored credentials for URL's protocol and host, or all of them."""
     st = Store()
     # Only a missing argument means everything: an empty one is a mistake.
-    wanted = None if url is None else _request(url)
+    wanted = None if url is None else _request(url)[0]
     removed = 0
     for record in list(st.all_records()):
         if wanted is None or _same_origin(record, wanted):
@@ -214,7 +257,7 @@ def _same_origin(record: Record, wanted: Credential) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def explain(url: str, as_json: bool) -> None:
     """Show the settings that apply to URL and where each came from."""
-    cred = _request(url)
+    cred, _ = _request(url)
     provider = settings.resolve(cred).provider
     if provider is None:
         origin = f"{cred.protocol}://{cred.host}"

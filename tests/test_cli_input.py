@@ -17,7 +17,7 @@ from flows.fakeserver import FakeServer, Reply
 from rig.client import git, run_helper
 
 from helper import cli
-from helper.store import Store
+from helper.store import Record, Store
 
 PASSWORD = "stored-secret-value-123"
 GIT_HELPER = str(Path(sys.executable).parent / "git-credential-oauth-helper")
@@ -120,10 +120,65 @@ def test_a_bad_url_is_a_one_line_usage_error_that_never_echoes_it(
     done = run_helper(helper_env, command, url)
 
     assert (done.returncode, done.stdout) == (2, "")
-    assert "Traceback" not in done.stderr
-    assert "hunter2" not in done.stderr
-    assert "expected an http(s) URL" in done.stderr
+    assert done.stderr == (
+        "oauth-helper: Invalid value for URL: expected an http(s) URL such as "
+        f"https://host/path (see 'oauth-helper {command} --help')\n"
+    )
     assert hosts(helper_env) == ["https://host.example"]
+
+
+@pytest.mark.parametrize("command", ["token", "explain", "logout"])
+@pytest.mark.parametrize("control", ["\n", "\r", "\0", "\t", "\x1b", "\x7f", "\x85"])
+def test_a_url_with_a_control_character_is_a_one_line_usage_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    control: str,
+) -> None:
+    # In-process: argv cannot carry a NUL. urlsplit alone would drop the
+    # tab, CR or LF and act on host.example.
+    monkeypatch.setenv("OAUTH_HELPER_HOME", str(tmp_path))
+    monkeypatch.setenv("OAUTH_HELPER_STORE", "file")
+    st = Store(root=str(tmp_path), kind="file")
+    st.save(Record(protocol="https", host="host.example", password=PASSWORD))
+
+    code = cli.run([command, f"https://host.exa{control}mple/"])
+    done = capsys.readouterr()
+
+    assert (code, done.out) == (2, "")
+    assert done.err == (
+        "oauth-helper: Invalid value for URL: the URL contains a control "
+        "character (a line break, tab, NUL, ...) "
+        f"(see 'oauth-helper {command} --help')\n"
+    )
+    assert [r.host for r in st.all_records()] == ["host.example"]
+
+
+@pytest.mark.parametrize("command", ["token", "explain", "logout"])
+@pytest.mark.parametrize("host", ["nothere.example", "git.corp.example"])
+def test_a_url_is_never_repeated_with_its_user_info_query_or_fragment(
+    helper_env: dict[str, str], command: str, host: str
+) -> None:
+    # git.corp.example is served (with nobody to sign in), the other is not.
+    env = {**helper_env, "GIT_TERMINAL_PROMPT": "0"}
+    served = "credential.https://git.corp.example"
+    git(env, "config", "--global", f"{served}.oauthClientId", "cid")
+    git(env, "config", "--global", f"{served}.oauthTokenURL", "https://id.example/t")
+    url = f"https://alice:hunter2@{host}/x?tok=SECRETQ#SECRETF"
+
+    done = run_helper(env, command, url)
+
+    assert "Traceback" not in done.stderr
+    for secret in ("hunter2", "SECRETQ", "SECRETF"):
+        assert secret not in done.stdout + done.stderr
+    assert "alice" not in done.stderr
+    if command == "token":
+        assert done.returncode == 1
+        assert done.stderr.startswith(f"oauth-helper: no token for https://{host}/x: ")
+        assert done.stderr.count("\n") == 1
+    else:
+        assert done.returncode == 0, done.stderr
 
 
 def test_status_shows_expiry_in_utc(helper_env: dict[str, str]) -> None:
