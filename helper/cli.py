@@ -175,14 +175,32 @@ def token(url: str) -> None:
     pairs = dict(actions.get(cred, resolved, Store()))
     secret = pairs.get("password") or pairs.get("credential")
     if not secret:
-        raise HelperError(
-            f"no token for {shown}: the host is not configured, or sign-in is off"
-        )
+        raise HelperError(f"no token for {shown}: {_why_no_token(cred, resolved)}")
     if any(ch in secret for ch in "\r\n\0"):
         raise HelperError(
             "the provider returned a token with a line break; refusing it"
         )
     sys.stdout.write(secret + "\n")
+
+
+def _why_no_token(cred: Credential, resolved: settings.Settings) -> str:
+    # The same checks, in the same order, as actions.get: a sign-in that
+    # failed raised its own error before this point.
+    provider = resolved.provider
+    if provider is None:
+        return "no preset, git config or file entry serves this host"
+    if not provider.client_id:
+        return (
+            "this host needs an OAuth client ID: run git config --global "
+            f"credential.{cred.protocol}://{cred.host}.oauthClientId <ID>"
+        )
+    fresh = "no fresh token is stored"
+    if not resolved.interactive:
+        why = "GIT_TERMINAL_PROMPT=0 or credential.interactive=false"
+        return f"{fresh}, and sign-in is off ({why})"
+    if not actions.someone_is_there():
+        return f"{fresh}, and nobody is there to sign in (no browser, no terminal)"
+    return "the sign-in gave no token; run with --debug for details"
 
 
 def _describe(record: Record) -> dict[str, object]:

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from flows.fakeserver import FakeServer, Reply
 from rig.client import configure, git, record_files, run_helper, stored_tokens
 from rig.gitserver import GitServer
 from rig.idp import DEFAULT_ACCESS_TTL, Provider
+
+CORP = "https://git.corp.example"
+# RFC 8628 §3.2, polled fast enough for a test.
+DEVICE_GRANT = {
+    "device_code": "device-code-value",
+    "user_code": "WDJB-MJHT",
+    "verification_uri": "https://id.example/device",
+    "expires_in": 60,
+    "interval": 0.05,
+}
 
 
 @pytest.fixture
@@ -39,8 +51,102 @@ def test_token_for_unserved_host_is_one_line_error(helper_env: dict[str, str]) -
     done = run_helper(helper_env, "token", "https://unknown.example/")
 
     assert (done.returncode, done.stdout) == (1, "")
-    assert len(done.stderr.splitlines()) == 1
-    assert "unknown.example" in done.stderr
+    assert done.stderr == (
+        "oauth-helper: no token for https://unknown.example/: "
+        "no preset, git config or file entry serves this host\n"
+    )
+
+
+def serve(env: dict[str, str], url: str = CORP, **values: str) -> None:
+    """Make the helper serve *url* with these oauth* settings (git config)."""
+    for key, value in values.items():
+        git(env, "config", "--global", f"credential.{url}.{key}", value)
+
+
+def test_token_for_a_host_without_client_id_says_how_to_set_one(
+    helper_env: dict[str, str],
+) -> None:
+    quiet = {**helper_env, "GIT_TERMINAL_PROMPT": "0"}
+    serve(quiet, oauthTokenURL="https://auth.corp.example/token")
+
+    done = run_helper(quiet, "token", f"{CORP}/repo.git")
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"oauth-helper: no token for {CORP}/repo.git: this host needs an OAuth "
+        f"client ID: run git config --global credential.{CORP}.oauthClientId <ID>\n"
+    )
+
+
+@pytest.mark.parametrize("switch", ["GIT_TERMINAL_PROMPT=0", "credential.interactive"])
+def test_token_with_sign_in_off_says_so(
+    helper_env: dict[str, str], switch: str
+) -> None:
+    env = dict(helper_env)
+    if switch == "credential.interactive":
+        git(env, "config", "--global", "credential.interactive", "never")
+    else:
+        env["GIT_TERMINAL_PROMPT"] = "0"
+    serve(env, oauthClientId="cid", oauthTokenURL="https://auth.corp.example/token")
+
+    done = run_helper(env, "token", CORP)
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"oauth-helper: no token for {CORP}: no fresh token is stored, and sign-in "
+        "is off (GIT_TERMINAL_PROMPT=0 or credential.interactive=false)\n"
+    )
+
+
+def test_token_with_nobody_to_sign_in_says_so(helper_env: dict[str, str]) -> None:
+    # No browser, and a new session has no terminal (/dev/tty fails): as in
+    # cron or a CI job.
+    env = {k: v for k, v in helper_env.items() if k != "BROWSER"}
+    serve(env, oauthClientId="cid", oauthTokenURL="https://auth.corp.example/token")
+
+    done = subprocess.run(
+        ["oauth-helper", "token", CORP],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"oauth-helper: no token for {CORP}: no fresh token is stored, and nobody "
+        "is there to sign in (no browser, no terminal)\n"
+    )
+
+
+def test_token_after_a_failed_sign_in_gives_the_sign_in_error(
+    helper_env: dict[str, str],
+) -> None:
+    # helper_env's BROWSER means someone is there; over SSH nobody would be.
+    env = {
+        k: v for k, v in helper_env.items() if k not in ("SSH_CONNECTION", "SSH_TTY")
+    }
+    with FakeServer() as fake:
+        fake.route("/device", Reply(200, DEVICE_GRANT))
+        fake.route("/token", Reply(400, {"error": "access_denied"}))
+        serve(
+            env,
+            fake.origin,
+            oauthClientId="cli",
+            oauthDeviceAuthURL=fake.url("/device"),
+            oauthTokenURL=fake.url("/token"),
+            oauthFlow="device",
+        )
+
+        done = run_helper(env, "token", f"{fake.origin}/repo")
+        polls = fake.seen("/token")
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines()[-1] == "oauth-helper: sign-in was denied"
+    assert "no token for" not in done.stderr
+    assert [p.form["device_code"] for p in polls] == ["device-code-value"]
 
 
 def test_token_rejects_a_non_url_with_usage_error(helper_env: dict[str, str]) -> None:
