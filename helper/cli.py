@@ -274,23 +274,36 @@ def _same_origin(record: Record, wanted: Credential) -> bool:
 @click.argument("url")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def explain(url: str, as_json: bool) -> None:
-    """Show the settings that apply to URL and where each came from."""
+    """Show the settings that apply to URL and where each came from.
+
+    With --json, one JSON object whose "served" says whether anything serves
+    URL's host. When true, every other key is a setting, as {"value": ...,
+    "source": ...}; when false, "origin" is the protocol and host looked up.
+    Problems found (discovery, an endpoint a sign-in would refuse) are also
+    reported on stderr, with exit status 1.
+    """
     cred, _ = _request(url)
     provider = settings.resolve(cred).provider
     if provider is None:
-        origin = f"{cred.protocol}://{cred.host}"
-        click.echo(f"{origin}: not served (no preset, git config or file entry)")
+        _unserved(f"{cred.protocol}://{cred.host}", as_json)
         return
     # Settings are shown even when they are broken: that is when people look.
     problems = list(dict.fromkeys(_discover(provider) + _insecure(provider)))
     rows = {key: _row(provider, cred, key) for key in _SHOWN}
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps({"served": True, **rows}, indent=2))
     else:
         for key, row in rows.items():
             click.echo(f"{key}: {row['value']}  ({row['source']})")
     if problems:
         raise HelperError("; ".join(problems))
+
+
+def _unserved(origin: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"served": False, "origin": origin}, indent=2))
+    else:
+        click.echo(f"{origin}: not served (no preset, git config or file entry)")
 
 
 def _discover(provider: Provider) -> list[str]:

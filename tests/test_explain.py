@@ -71,6 +71,7 @@ def explain_json(env: dict[str, str], url: str) -> dict[str, dict[str, object]]:
     done = helper(env, "explain", "--json", url)
     assert done.returncode == 0, done.stderr
     rows: dict[str, dict[str, object]] = json.loads(done.stdout)
+    assert rows.pop("served") is True
     return rows
 
 
@@ -127,9 +128,26 @@ def test_text_output_shows_sources_and_never_the_secret(env: dict[str, str]) -> 
 
 def test_unserved_url(env: dict[str, str]) -> None:
     done = helper(env, "explain", "https://unknown.example/x")
+    as_json = helper(env, "explain", "--json", "https://unknown.example:8443/x")
+
+    assert (done.returncode, as_json.returncode) == (0, 0)
+    assert done.stdout == (
+        "https://unknown.example: not served (no preset, git config or file entry)\n"
+    )
+    assert json.loads(as_json.stdout) == {
+        "served": False,
+        "origin": "https://unknown.example:8443",
+    }
+    assert as_json.stderr == ""
+
+
+def test_help_documents_the_json_shape(env: dict[str, str]) -> None:
+    done = helper(env, "explain", "--help")
 
     assert done.returncode == 0
-    assert "not served" in done.stdout
+    text = " ".join(done.stdout.split())
+    assert 'one JSON object whose "served" says whether anything serves' in text
+    assert 'when false, "origin" is the protocol and host' in text
 
 
 @pytest.mark.parametrize("command", ["explain", "get"])
