@@ -288,7 +288,7 @@ def explain(url: str, as_json: bool) -> None:
         _unserved(f"{cred.protocol}://{cred.host}", as_json)
         return
     # Settings are shown even when they are broken: that is when people look.
-    problems = list(dict.fromkeys(_discover(provider) + _insecure(provider)))
+    problems = list(dict.fromkeys(_discover(provider) + _url_problems(provider)))
     rows = {key: _row(provider, cred, key) for key in _SHOWN}
     if as_json:
         click.echo(json.dumps({"served": True, **rows}, indent=2))
@@ -322,15 +322,19 @@ def _discover(provider: Provider) -> list[str]:
     return []
 
 
-def _insecure(provider: Provider) -> list[str]:
-    # The same rule a sign-in applies: https, or http to a loopback address.
+def _url_problems(provider: Provider) -> list[str]:
+    # The checks a sign-in applies: https, or http to a loopback address, for
+    # endpoints; the loopback listener's own parse for the redirect URL.
     from helper.http import require_secure
+    from helper.loopback import _parse_redirect
 
     problems = []
     for key in (key for key in _SHOWN if key in settings.URL_SETTINGS):
         value = getattr(provider, key)
         try:
-            if value:
+            if key == "redirect_url" and value:
+                _parse_redirect(value)
+            elif value:
                 require_secure(value, key)
         except HelperError as exc:
             problems.append(str(exc))

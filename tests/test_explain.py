@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from flows.fakeserver import FakeServer, Reply
 
+from helper.errors import ConfigError
+from helper.loopback import Listener
+
 HELPER = str(Path(sys.executable).parent / "oauth-helper")
 OIDC = "/.well-known/openid-configuration"
 SECRET = "explain-test-client-secret"
@@ -244,3 +247,51 @@ def test_user_info_in_an_issuer_is_refused_and_never_shown(
     assert done.stderr.count("\n") == 1
     assert "oauthIssuer in git config must not contain a user name" in done.stderr
     assert "hunter2" not in done.stderr and "alice" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "redirect",
+    [
+        "http://evil.example/cb",
+        "https://127.0.0.1/cb",
+        "http://localhost:abc/",
+        "http://localhost:99999/cb",
+    ],
+)
+def test_explain_checks_the_redirect_url_as_the_sign_in_does(
+    env: dict[str, str], redirect: str
+) -> None:
+    git_config(
+        env,
+        "https://git.corp.example",
+        oauthClientId="cid",
+        oauthAuthURL="https://auth.corp.example/authorize",
+        oauthTokenURL="https://auth.corp.example/token",
+        oauthRedirectURL=redirect,
+    )
+    # What the loopback listener of a browser sign-in says about it.
+    with pytest.raises(ConfigError) as refused:
+        Listener("state", redirect)
+
+    done = helper(env, "explain", "https://git.corp.example")
+
+    assert done.returncode == 1
+    assert f"redirect_url: {redirect}  (git config)" in done.stdout.splitlines()
+    assert done.stderr == f"oauth-helper: {refused.value}\n"
+
+
+def test_explain_accepts_an_http_loopback_redirect_url(env: dict[str, str]) -> None:
+    git_config(
+        env,
+        "https://git.corp.example",
+        oauthClientId="cid",
+        oauthTokenURL="https://auth.corp.example/token",
+        oauthRedirectURL="http://[::1]:8765/callback",
+    )
+
+    rows = explain_json(env, "https://git.corp.example")
+
+    assert rows["redirect_url"] == {
+        "value": "http://[::1]:8765/callback",
+        "source": "git config",
+    }
