@@ -231,19 +231,26 @@ def status(as_json: bool) -> None:
     if not rows:
         click.echo("nothing stored")
     for row in rows:
-        click.echo(" ".join(f"{k}={v}" for k, v in row.items() if v not in ("", None)))
+        click.echo(_status_line(row))
+
+
+def _status_line(row: dict[str, object]) -> str:
+    # Empty fields are left out; a stored username may hold an ESC.
+    kept = {key: value for key, value in row.items() if value not in ("", None)}
+    return _escaped(" ".join(f"{key}={value}" for key, value in kept.items()))
 
 
 def _utc(record: Record) -> str | None:
     # ISO 8601 in UTC, as password_expiry_utc is; None when it never expires.
-    # A stored value may be any whole number git was given, even a huge one.
+    # A stored value may be any whole number git was given, even one past
+    # any calendar: "invalid", never a crash or a raw 30-digit number.
     try:
         expiry = record.expiry()
         if expiry is None:
             return None
         moment = datetime.datetime.fromtimestamp(expiry, datetime.UTC)
     except (OverflowError, OSError, ValueError):
-        return record.password_expiry_utc
+        return "invalid"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -294,7 +301,7 @@ def explain(url: str, as_json: bool) -> None:
         click.echo(json.dumps({"served": True, **rows}, indent=2))
     else:
         for key, row in rows.items():
-            click.echo(f"{key}: {row['value']}  ({row['source']})")
+            click.echo(_escaped(f"{key}: {row['value']}  ({row['source']})"))
     if problems:
         raise HelperError("; ".join(problems))
 

@@ -202,7 +202,38 @@ def test_status_survives_an_expiry_beyond_any_calendar(
     done = run_helper(helper_env, "status", "--json")
 
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)[0]["expires"] == huge
+    assert json.loads(done.stdout)[0]["expires"] == "invalid"
+    assert " expires=invalid " in run_helper(helper_env, "status").stdout
+
+
+def test_status_escapes_control_characters_of_stored_values(
+    helper_env: dict[str, str],
+) -> None:
+    # A username git was given, or a record file someone edited: ESC [2J
+    # would clear the terminal, BEL ring it.
+    root = Path(helper_env["XDG_STATE_HOME"]) / "oauth-helper"
+    name = "me\x1b[2J\x07\x9b"
+    Store(root=str(root), kind="file").save(
+        Record(
+            protocol="https",
+            host="a.example",
+            username=name,
+            password=PASSWORD,
+            password_expiry_utc="99999999999999999999999",
+        )
+    )
+
+    text = run_helper(helper_env, "status")
+    as_json = run_helper(helper_env, "status", "--json")
+
+    assert (text.returncode, as_json.returncode) == (0, 0)
+    assert text.stdout == (
+        "host=https://a.example username=me\\x1b[2J\\x07\\x9b expires=invalid "
+        "refresh_token=False store=file\n"
+    )
+    assert "\x1b" not in as_json.stdout and "\x07" not in as_json.stdout
+    (row,) = json.loads(as_json.stdout)
+    assert (row["username"], row["expires"]) == (name, "invalid")
 
 
 def test_an_unforeseen_error_is_one_line_without_its_message(

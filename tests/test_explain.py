@@ -295,3 +295,13 @@ def test_explain_accepts_an_http_loopback_redirect_url(env: dict[str, str]) -> N
         "value": "http://[::1]:8765/callback",
         "source": "git config",
     }
+
+
+def test_text_output_escapes_control_characters(env: dict[str, str]) -> None:
+    git_config(env, "https://github.com", oauthClientId="cid\x1b[2J")
+
+    done = helper(env, "explain", "https://github.com")
+
+    assert done.returncode == 0, done.stderr
+    assert "client_id: cid\\x1b[2J  (git config)" in done.stdout.splitlines()
+    assert "\x1b" not in done.stdout
