@@ -8,20 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from flows.fakeserver import FakeServer, Reply
+from flows.fakeserver import DEVICE_GRANT, FakeServer, Reply
 from rig.client import configure, git, record_files, run_helper, stored_tokens
 from rig.gitserver import GitServer
 from rig.idp import DEFAULT_ACCESS_TTL, Provider
 
 CORP = "https://git.corp.example"
-# RFC 8628 §3.2, polled fast enough for a test.
-DEVICE_GRANT = {
-    "device_code": "device-code-value",
-    "user_code": "WDJB-MJHT",
-    "verification_uri": "https://id.example/device",
-    "expires_in": 60,
-    "interval": 0.05,
-}
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from flows.fakeserver import FakeServer, Reply
+from flows.fakeserver import DEVICE_GRANT, FakeServer, Reply
 from rig.client import git, run_helper
 
 from helper import cli
@@ -21,14 +21,6 @@ from helper.store import Record, Store
 
 PASSWORD = "stored-secret-value-123"
 GIT_HELPER = str(Path(sys.executable).parent / "git-credential-oauth-helper")
-# RFC 8628 §3.2, with an interval short enough for a test (seconds, any number).
-DEVICE_GRANT = {
-    "device_code": "device-code-value",
-    "user_code": "WDJB-MJHT",
-    "verification_uri": "https://id.example/device",
-    "expires_in": 60,
-    "interval": 0.05,
-}
 
 
 def store(

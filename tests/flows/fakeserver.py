@@ -20,6 +20,16 @@ from typing import Any
 
 import trustme
 
+# A device authorization response (RFC 8628 §3.2) for a fake device endpoint,
+# with an interval short enough for a test.
+DEVICE_GRANT = {
+    "device_code": "device-code-value",
+    "user_code": "WDJB-MJHT",
+    "verification_uri": "https://id.example/device",
+    "expires_in": 60,
+    "interval": 0.05,
+}
+
 
 @dataclasses.dataclass
 class Seen:
