@@ -400,3 +400,23 @@ def test_authtype_without_the_capability_and_no_password_stores_nothing(
 
     assert not Path(env["OAUTH_HELPER_HOME"], "records").exists()
     assert get(env, "capability[]=authtype") == {}
+
+
+def test_a_relative_state_folder_is_refused(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # git runs helpers inside each repository: a relative folder would put
+    # tokens in every working tree.
+    done = subprocess.run(
+        [str(HELPER), "store"],
+        input=request(protocol="https", host=HOST, username="a", password="pw-a"),
+        capture_output=True,
+        text=True,
+        env={**env, "OAUTH_HELPER_HOME": "state"},
+        cwd=tmp_path,
+        check=False,
+    )
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "oauth-helper: OAUTH_HELPER_HOME must be an absolute path\n"
+    assert not (tmp_path / "state").exists()

@@ -307,3 +307,22 @@ def test_a_denied_sign_in_answers_quit(helper_env: dict[str, str]) -> None:
     assert "Traceback" not in done.stderr
     assert "device-code-value" not in done.stderr
     assert hosts(helper_env) == []
+
+
+@pytest.mark.parametrize("url", ["https://a.example/", None])
+def test_logout_also_deletes_records_set_aside_as_damaged(
+    helper_env: dict[str, str], url: str | None
+) -> None:
+    store(helper_env, "a.example")
+    store(helper_env, "b.example")
+    state = Path(helper_env["XDG_STATE_HOME"], "oauth-helper", "records")
+    for path in state.glob("*/*"):
+        path.write_text(path.read_text() + "damage\n")
+    assert hosts(helper_env) == []  # both read as damaged, and set aside
+    assert len(list(state.glob("*/.corrupt-*"))) == 2
+
+    done = run_helper(helper_env, "logout", *([url] if url else []))
+
+    assert done.returncode == 0, done.stderr
+    left = [path.read_text() for path in state.glob("*/.corrupt-*")]
+    assert ["host=b.example" in text for text in left] == ([True] if url else [])

@@ -24,6 +24,8 @@ __all__ = ["Record", "Store"]
 log = logs.get(__name__)
 
 KINDS = ("auto", "keyring", "file")
+# Damaged records are set aside under this prefix, kept for a look.
+_ASIDE = ".corrupt-"
 # After the keyring failed once, "auto" writes plain files for this long
 # instead of probing (and warning) on every refresh.
 _PROBE_BACKOFF = 24 * 3600
@@ -93,7 +95,7 @@ class Store:
         # Reported once: the broken file is moved aside (kept for a look), so
         # the next run no longer sees it and the next save replaces it.
         folder, name = os.path.split(path)
-        aside = os.path.join(folder, f".corrupt-{name}")
+        aside = os.path.join(folder, f"{_ASIDE}{name}")
         try:
             os.replace(path, aside)
         except OSError as exc:
@@ -206,6 +208,22 @@ class Store:
             except StoreError as exc:
                 log.warning("could not delete a keyring key: %s", exc)
         return existed
+
+    def discard_damaged(self, protocol: str = "", host: str = "") -> int:
+        """Delete records set aside as damaged (one host's, or all); how many.
+
+        They may still hold a token in clear: a logout must not leave them.
+        """
+        top = os.path.join(self.root, "records")
+        folders = [host_hash(protocol, host)] if host else _names(top)
+        removed = 0
+        for folder in (os.path.join(top, name) for name in folders):
+            try:
+                names = [n for n in os.listdir(folder) if n.startswith(_ASIDE)]
+            except OSError:
+                continue
+            removed += sum(files.remove(os.path.join(folder, n)) for n in names)
+        return removed
 
     def lock(self, record: Record, timeout: float | None = None) -> "KeyLock":
         """A cross-process lock for *record*'s key (a lock file of its own)."""

@@ -35,6 +35,10 @@ def state_dir() -> str:
     """The per-user folder for tokens and locks (``OAUTH_HELPER_HOME`` wins)."""
     override = os.environ.get("OAUTH_HELPER_HOME")
     if override:
+        # git runs helpers in each repository's folder: a relative path
+        # would scatter tokens across every working tree.
+        if not os.path.isabs(override):
+            raise StoreError("OAUTH_HELPER_HOME must be an absolute path")
         return override
     if sys.platform in ("win32", "darwin"):
         import platformdirs
