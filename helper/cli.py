@@ -265,6 +265,11 @@ def logout(url: str | None) -> None:
     for record in list(st.all_records()):
         if wanted is None or _same_origin(record, wanted):
             removed += st.remove(record)
+    # Records set aside as damaged may still hold a token: they go too.
+    if wanted is None:
+        st.discard_damaged()
+    elif not wanted.username:
+        st.discard_damaged(wanted.protocol, wanted.host)
     click.echo(f"removed {removed} stored credential(s)", err=True)
 
 
