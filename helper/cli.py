@@ -338,14 +338,14 @@ def _url_problems(provider: Provider) -> list[str]:
     # The checks a sign-in applies: https, or http to a loopback address, for
     # endpoints; the loopback listener's own parse for the redirect URL.
     from helper.http import require_secure
-    from helper.loopback import _parse_redirect
+    from helper.loopback import parse_redirect
 
     problems = []
     for key in (key for key in _SHOWN if key in settings.URL_SETTINGS):
         value = getattr(provider, key)
         try:
             if key == "redirect_url" and value:
-                _parse_redirect(value)
+                parse_redirect(value)
             elif value:
                 require_secure(value, key)
         except HelperError as exc:

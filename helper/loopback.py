@@ -17,7 +17,7 @@ from typing import Any
 from helper import http as _http
 from helper.errors import ConfigError, FlowError
 
-__all__ = ["Listener"]
+__all__ = ["Listener", "parse_redirect"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class Listener:
     ) -> None:
         self._state = state
         self._results: queue.Queue[dict[str, str]] = queue.Queue(maxsize=1)
-        host, port, path = _parse_redirect(redirect_url)
+        host, port, path = parse_redirect(redirect_url)
         # An empty path arrives as "/" (RFC 9110 §4.2.3) but is sent as given.
         self.path = path or "/"
         # Fallback ports only back up a fixed port; port 0 lets the OS choose.
@@ -137,7 +137,8 @@ class Listener:
         return 200, "Signed in to oauth-helper."
 
 
-def _parse_redirect(redirect_url: str) -> tuple[str, int, str]:
+def parse_redirect(redirect_url: str) -> tuple[str, int, str]:
+    """Host, port (0: any) and path of a configured redirect URL, or ConfigError."""
     # No configured URL: 127.0.0.1 on a port the OS picks (RFC 8252 §7.3
     # recommends the literal IP over "localhost", §8.3).
     if not redirect_url:
