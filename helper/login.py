@@ -60,14 +60,14 @@ def _refresh(provider: Provider, st: Store, current: Record) -> Record | None:
         return _refresh_msal(provider, st, current)
     from helper.flows.refresh import refresh
 
-    complete_endpoints(provider)
+    complete_endpoints(provider, current.host)
     try:
         token = refresh(provider, current.oauth_refresh_token)
-    except TransientError:
-        return _still_valid(current)
+    except TransientError as exc:
+        return _still_valid(current, exc)
     except FlowError as exc:
         if exc.error == "temporarily_unavailable":
-            return _still_valid(current)
+            return _still_valid(current, exc)
         if exc.error != "invalid_grant":
             # RFC 6749 §5.2: only invalid_grant says the refresh token is
             # dead; invalid_client or invalid_scope is a setting to fix, and
@@ -83,22 +83,24 @@ def _refresh_msal(provider: Provider, st: Store, current: Record) -> Record | No
 
     try:
         signed = msal.refresh(provider, current.msal_cache)
-    except TransientError:
-        return _still_valid(current)
+    except TransientError as exc:
+        return _still_valid(current, exc)
     if signed is None:
         return _after_refusal(provider, st, current)
     return _save(st, current, signed.token, msal_cache=signed.cache)
 
 
-def _still_valid(current: Record) -> Record | None:
+def _still_valid(current: Record, cause: FlowError) -> Record | None:
     # The provider is unreachable: the refresh token stays; an access token
     # that has not really expired is still worth handing out.
     expiry = current.expiry()
     if current.password and (expiry is None or expiry > time.time() + 1):
         log.warning("could not refresh the token; using it for its last seconds")
         return current.copy(password_expiry_utc=str(expiry) if expiry else "")
+    # The cause says which: unreachable, HTTP 5xx or 429, or the provider's
+    # own temporarily_unavailable.
     raise TransientError(
-        f"cannot reach the token endpoint for {current.host} to refresh; "
+        f"could not refresh the token for {current.host} ({cause}); "
         "the stored refresh token is kept, try again later"
     )
 
@@ -121,7 +123,7 @@ def _after_refusal(provider: Provider, st: Store, current: Record) -> Record | N
 def _login(cred: Credential, provider: Provider, st: Store, target: Record) -> Record:
     if _uses_msal(provider):
         return _login_msal(cred, provider, st, target)
-    complete_endpoints(provider)
+    complete_endpoints(provider, cred.host)
     token = _run_flow(cred, provider)
     return _save(st, target, token)
 
@@ -183,7 +185,7 @@ def _save(st: Store, base: Record, token: Token, **extra: str) -> Record:
     return st.save(record)
 
 
-def complete_endpoints(provider: Provider) -> None:
+def complete_endpoints(provider: Provider, host: str) -> None:
     """Fill missing endpoints from the issuer's discovery document."""
     needs = not provider.token_url or not provider.auth_url
     if provider.issuer and needs:
@@ -198,8 +200,8 @@ def complete_endpoints(provider: Provider) -> None:
         _default_scopes(provider, document)
     if not provider.token_url:
         raise ConfigError(
-            f"no token endpoint for {provider.name or 'this host'}: "
-            "set oauthIssuer, or oauthAuthURL and oauthTokenURL"
+            f"no token endpoint for {host}: set its oauthIssuer, or "
+            "oauthAuthURL and oauthTokenURL"
         )
 
 

@@ -16,7 +16,7 @@ from flows.fakeserver import FakeServer, Reply, Seen
 
 from helper import login
 from helper.actions import target_record
-from helper.errors import FlowError, TransientError
+from helper.errors import ConfigError, FlowError, TransientError
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.store import Record, Store
@@ -280,3 +280,28 @@ def test_a_fresh_short_lived_token_gets_half_its_life_as_margin(
     assert got is not None and got.password == "at-30"
     assert got.margin(60) == 15
     assert got.is_fresh(60)
+
+
+def test_a_busy_provider_is_named_with_its_answer(
+    fake: FakeServer, store: Store
+) -> None:
+    provider = make_provider(fake)
+    stale = save_expired(store, provider)
+    fake.route("/token", Reply(429, {}))
+
+    with pytest.raises(TransientError) as caught:
+        login.obtain(CRED, provider, store, interactive=True)
+
+    assert "answered HTTP 429" in str(caught.value)
+    assert "git.example" in str(caught.value)
+    kept = store.reload(stale)
+    assert kept is not None and kept.oauth_refresh_token == OLD
+
+
+def test_no_token_endpoint_names_the_host(store: Store) -> None:
+    provider = Provider(client_id="cli")
+
+    with pytest.raises(ConfigError) as caught:
+        login.obtain(CRED, provider, store, interactive=True)
+
+    assert str(caught.value).startswith("no token endpoint for git.example: ")
