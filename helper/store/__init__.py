@@ -64,6 +64,7 @@ class Store:
         names = _names(folder)
         if names:
             files.ensure_private_dir(self.root)
+            files.ensure_private_dir(folder)
         for name in names:
             record = self._read(os.path.join(folder, name))
             if record is not None:
@@ -236,7 +237,12 @@ class Store:
     def all_records(self) -> "Iterator[Record]":
         """Every record in the store, secrets not loaded (for status and logout)."""
         top = os.path.join(self.root, "records")
-        for host in _names(top):
+        hosts = _names(top)
+        if hosts:
+            # The same refusal as on the action path: status reads secrets'
+            # neighbours, and logout deletes, only in a private folder.
+            files.ensure_private_dir(self.root)
+        for host in hosts:
             folder = os.path.join(top, host)
             for name in _names(folder):
                 record = self._read(os.path.join(folder, name))

@@ -76,6 +76,7 @@ def read_bytes(path: str) -> bytes | None:
     """The file's content, or None when it does not exist."""
     try:
         with open(path, "rb") as stream:
+            _keep_private(path, stream.fileno())
             return stream.read()
     except FileNotFoundError:
         return None
@@ -83,6 +84,14 @@ def read_bytes(path: str) -> bytes | None:
         raise
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _keep_private(path: str, fd: int) -> None:
+    # We write records 0600; one that others can read was copied or changed
+    # by hand. Made owner-only again, and said, as its token may be exposed.
+    if _POSIX and os.fstat(fd).st_mode & 0o077:
+        os.fchmod(fd, 0o600)
+        log.warning("%s was readable by other users; made it owner-only", path)
 
 
 def write_atomic(path: str, text: str) -> None:

@@ -109,6 +109,46 @@ def test_state_folder_open_to_others_is_refused(tmp_path: Path, mode: int) -> No
         assert f"chmod 700 '{env['OAUTH_HELPER_HOME']}'" in result.stderr
 
 
+def test_a_host_folder_open_to_others_is_refused(tmp_path: Path) -> None:
+    env = isolated_env(tmp_path)
+    st = seed(env, "alice")
+    folder = record_path(st, "alice").parent
+    folder.chmod(0o777)
+
+    done = get(env)
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == [
+        f"oauth-helper: {folder} is open to other users; fix it with: "
+        f"chmod 700 '{folder}'"
+    ]
+
+
+def test_status_refuses_an_open_state_folder_too(tmp_path: Path) -> None:
+    env = isolated_env(tmp_path)
+    seed(env, "alice")
+    Path(env["OAUTH_HELPER_HOME"]).chmod(0o777)
+
+    done = run_helper("status", "", env)
+
+    assert done.returncode == 1
+    assert "is open to other users" in done.stderr
+    assert "alice" not in done.stdout
+
+
+def test_a_record_readable_by_others_is_made_owner_only(tmp_path: Path) -> None:
+    env = isolated_env(tmp_path)
+    st = seed(env, "alice")
+    path = record_path(st, "alice")
+    path.chmod(0o644)
+
+    done = get(env)
+
+    assert (done.returncode, done.stdout) == (0, "username=alice\npassword=pw-alice\n")
+    assert "was readable by other users; made it owner-only" in done.stderr
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 # Runs the real `get` with an audit hook recording every folder listed and
 # every file opened (sys.addaudithook observes; it changes nothing).
 AUDITED_GET = """
