@@ -1,16 +1,21 @@
 """The loopback redirect listener of a native app (RFC 8252 §7.3): it receives
-the browser's redirect carrying the authorization response.
+the browser's redirect carrying the authorization response, or the address the
+browser ended on, pasted on the terminal when that browser cannot reach us.
 """
 
+import contextlib
 import errno
 import hmac
 import html
 import http.server
 import logging
+import os
 import queue
+import select
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from typing import Any
 
@@ -28,6 +33,16 @@ _PAGE = """<!doctype html>
 # An idle browser connection (a speculative preconnect) must not hold a
 # handler thread for long.
 _SOCKET_TIMEOUT = 10.0
+# Where the person signing in can type. Never stdin: git feeds the credential
+# protocol through it (git-credential(1)); git's own prompts use this too.
+_TERMINAL = "/dev/tty"
+# How long a paste-aware wait looks at the terminal before it looks at the
+# listener again: the delay a loopback redirect may see.
+_POLL = 0.05
+_PASTE_PROMPT = (
+    "if the browser cannot reach this machine, paste the address it ended on "
+    "here and press Enter"
+)
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -104,18 +119,61 @@ class Listener:
             self._thread.join()
         self._server.server_close()
 
-    def wait(self, timeout: float) -> dict[str, str]:
-        """The query parameters of the redirect, or FlowError after *timeout* s."""
+    def wait(self, timeout: float, paste: bool = False) -> dict[str, str]:
+        """The query parameters of the redirect, or FlowError after *timeout* s.
+
+        With *paste* and a terminal, an address pasted there counts too: a
+        browser on another machine ends on a page this listener never sees.
+        """
+        terminal = _Terminal.open() if paste else None
+        if terminal is None:
+            return self._next(timeout, timeout)
+
+        with terminal:
+            log.warning(_PASTE_PROMPT)
+            return self._wait_pasting(terminal, timeout)
+
+    def _wait_pasting(self, terminal: "_Terminal", timeout: float) -> dict[str, str]:
+        # One thread polls both, so nothing is left reading the terminal once
+        # this returns; a closed listener or a hung-up terminal ends the polling.
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and not terminal.ended:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for line in terminal.lines(min(left, _POLL)):
+                self._take_paste(line)
+            with contextlib.suppress(queue.Empty):
+                return self._results.get_nowait()
+
+        return self._next(max(0.0, deadline - time.monotonic()), timeout)
+
+    def _next(self, left: float, timeout: float) -> dict[str, str]:
         try:
-            return self._results.get(timeout=timeout)
+            return self._results.get(timeout=left)
         except queue.Empty:
             raise FlowError(
                 f"timed out after {timeout:g} s waiting for the browser to "
                 f"return to {self.redirect_uri}; run the command again"
             ) from None
 
+    def _take_paste(self, line: str) -> None:
+        # The line holds the code: it is judged like a redirect, never logged.
+        status, message = self.offer(_request_target(line))
+        if status == 200:
+            log.debug("loopback: received a pasted address")
+            return
+
+        log.debug("loopback: refused a pasted address (%d)", status)
+        reason = "not this sign-in's redirect address" if status == 404 else message
+        log.warning(
+            "that address was not accepted (%s); paste the address the browser "
+            "ended on, or keep waiting",
+            reason.rstrip(".").lower(),
+        )
+
     def offer(self, target: str) -> tuple[int, str]:
-        """Judge one request (called on the server thread): HTTP status, message."""
+        """Judge one request target (a redirect or a paste): HTTP status, message."""
         parts = urllib.parse.urlsplit(target)
         if parts.path != self.path:
             return 404, "Not found."
@@ -135,6 +193,80 @@ class Listener:
         if "error" in params:
             return 200, f"Sign-in failed: {params['error'][:100]}."
         return 200, "Signed in to oauth-helper."
+
+
+def _request_target(pasted: str) -> str:
+    """The path and query of a pasted address, as a browser would request them.
+
+    Scheme, host and port are dropped unread: a pasted URL proves nothing
+    about where it came from. An absolute URL's empty path is "/" (RFC 9110
+    §4.2.3), as the browser sends it.
+    """
+    try:
+        parts = urllib.parse.urlsplit(pasted.strip())
+    except ValueError:  # a malformed [IPv6] host, say: no path to judge
+        return ""
+    path = parts.path or ("/" if parts.netloc else "")
+    return urllib.parse.urlunsplit(("", "", path, parts.query, ""))
+
+
+class _Terminal:
+    """The controlling terminal, read a line at a time without ever blocking."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending = b""
+        self.ended = False
+
+    @classmethod
+    def open(cls) -> "_Terminal | None":
+        """The terminal, or None without one (cron, a CI runner, a service)."""
+        try:
+            return cls(os.open(_TERMINAL, os.O_RDONLY | getattr(os, "O_NOCTTY", 0)))
+        except OSError:
+            return None
+
+    def __enter__(self) -> "_Terminal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+
+    def lines(self, timeout: float) -> list[str]:
+        """Lines completed within *timeout* s, trimmed; blank ones left out."""
+        if not self._readable(timeout):
+            return []
+        chunk = self._read()
+        if not chunk:
+            self.ended = True
+            return []
+
+        # A terminal in raw mode sends Enter as CR.
+        self._pending += chunk.replace(b"\r", b"\n")
+        *done, self._pending = self._pending.split(b"\n")
+        text = (line.decode(errors="replace").strip() for line in done)
+        return [line for line in text if line]
+
+    def _readable(self, timeout: float) -> bool:
+        # A read from a background process group would stop the whole
+        # process (SIGTTIN, POSIX job control): wait for the foreground.
+        if not self._in_foreground():
+            time.sleep(timeout)
+            return False
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        return bool(ready)
+
+    def _in_foreground(self) -> bool:
+        try:
+            return os.tcgetpgrp(self._fd) == os.getpgrp()
+        except OSError:  # not our controlling terminal: no job control on it
+            return True
+
+    def _read(self) -> bytes:
+        try:
+            return os.read(self._fd, 4096)
+        except OSError:  # EIO: the terminal hung up (the SSH session ended)
+            return b""
 
 
 def parse_redirect(redirect_url: str) -> tuple[str, int, str]:

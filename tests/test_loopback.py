@@ -1,13 +1,18 @@
 """helper.loopback with real HTTP requests from this process."""
 
+import contextlib
+import logging
+import os
 import socket
 import threading
 import time
+import tty
 import urllib.error
 import urllib.request
 
 import pytest
 
+from helper import loopback
 from helper.errors import ConfigError, FlowError
 from helper.loopback import Listener
 
@@ -183,3 +188,179 @@ def test_wait_from_another_thread_sees_a_late_request():
         timer.join()
 
     assert params["code"] == CODE
+
+
+# The paste fallback, with a pseudo-terminal standing in for /dev/tty.
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """A pty whose slave is "the terminal"; returns the master, to type into."""
+    master, slave = os.openpty()
+    monkeypatch.setattr(loopback, "_TERMINAL", os.ttyname(slave))
+    yield master
+    for fd in (master, slave):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+@pytest.fixture
+def logged(caplog, monkeypatch):
+    """The listener's log records so far, DEBUG included, as (level, text)."""
+    # The CLI's stderr handler, once attached, stops propagation to caplog.
+    monkeypatch.setattr(logging.getLogger("helper"), "propagate", True)
+    caplog.set_level(logging.DEBUG, logger="helper.loopback")
+
+    def records():
+        return [
+            (record.levelno, record.getMessage())
+            for record in caplog.records
+            if record.name == "helper.loopback"
+        ]
+
+    return records
+
+
+def warnings_of(records):
+    return [text for level, text in records if level == logging.WARNING]
+
+
+def type_into(master, text):
+    os.write(master, text.encode())
+
+
+def terminal_fds(terminal_path):
+    """How many of this process's descriptors refer to *terminal_path*."""
+    links = (os.path.join("/proc/self/fd", fd) for fd in os.listdir("/proc/self/fd"))
+    return sum(1 for link in links if _readlink(link) == terminal_path)
+
+
+def _readlink(path):
+    try:
+        return os.readlink(path)
+    except OSError:  # the descriptor listdir itself used, closed since
+        return ""
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "{uri}?code={code}&state={state}&iss=x",
+        # Trimmed; another host and port are not looked at; no "/" path.
+        "  http://localhost:1?code={code}&state={state}&iss=x \t",
+    ],
+)
+def test_a_pasted_address_counts_as_the_redirect(terminal, logged, address):
+    with Listener(STATE) as listener:
+        pasted = address.format(uri=listener.redirect_uri, code=CODE, state=STATE)
+        type_into(terminal, pasted + "\n")
+        params = listener.wait(timeout=5, paste=True)
+
+    assert params == {"code": CODE, "state": STATE, "iss": "x"}
+    assert warnings_of(logged()) == [loopback._PASTE_PROMPT]
+    assert "paste the address it ended on" in loopback._PASTE_PROMPT
+    assert not any(CODE in text for _, text in logged())
+
+
+def test_a_refused_paste_gets_one_line_and_the_wait_goes_on(terminal, logged):
+    with Listener(STATE, "http://127.0.0.1/callback") as listener:
+        uri = listener.redirect_uri
+        refused = [
+            f"{uri}?code=stale-code&state=an-old-state",
+            f"{uri}?state={STATE}",
+            f"{uri.removesuffix('/callback')}/other?code={CODE}&state={STATE}",
+            "not an address at all",
+            "http://[::1/?code=x",
+        ]
+        type_into(
+            terminal, "\n".join([*refused, "", f"{uri}?code={CODE}&state={STATE}"])
+        )
+        type_into(terminal, "\n")
+        params = listener.wait(timeout=5, paste=True)
+
+    assert params["code"] == CODE
+    prompt, *refusals = warnings_of(logged())
+    assert prompt == loopback._PASTE_PROMPT
+    assert len(refusals) == len(refused)
+    assert "stale or was not started here" in refusals[0]
+    assert "incomplete" in refusals[1]
+    assert all("not accepted" in line and "\n" not in line for line in refusals)
+    assert not any(CODE in text or "stale-code" in text for _, text in logged())
+
+
+def test_a_redirect_ends_a_paste_aware_wait_and_frees_the_terminal(terminal, logged):
+    path = loopback._TERMINAL
+    before = terminal_fds(path)
+    during = []
+
+    def redirect(url):
+        during.append(terminal_fds(path))
+        get(url)
+
+    with Listener(STATE) as listener:
+        url = f"{listener.redirect_uri}?code={CODE}&state={STATE}"
+        timer = threading.Timer(0.3, redirect, [url])
+        timer.start()
+        started = time.monotonic()
+        params = listener.wait(timeout=10, paste=True)
+        took = time.monotonic() - started
+        timer.join()
+        # Nothing keeps reading the terminal once the wait has returned.
+        assert terminal_fds(path) == before
+
+    assert params["code"] == CODE
+    assert during == [before + 1]
+    assert took < 2
+
+
+def test_a_paste_aware_wait_times_out_with_the_usual_error(terminal, logged):
+    before = terminal_fds(loopback._TERMINAL)
+    with Listener(STATE) as listener:
+        started = time.monotonic()
+        with pytest.raises(FlowError, match=r"timed out after 0\.3 s"):
+            listener.wait(timeout=0.3, paste=True)
+
+    assert 0.3 <= time.monotonic() - started < 2
+    assert terminal_fds(loopback._TERMINAL) == before
+
+
+def test_a_hung_up_terminal_still_leaves_the_redirect(terminal, logged):
+    os.close(terminal)  # the master gone: reads on the slave fail (EIO)
+    with Listener(STATE) as listener:
+        url = f"{listener.redirect_uri}?code={CODE}&state={STATE}"
+        timer = threading.Timer(0.3, get, [url])
+        timer.start()
+        params = listener.wait(timeout=10, paste=True)
+        timer.join()
+
+    assert params["code"] == CODE
+
+
+def test_enter_as_cr_and_a_line_in_pieces_in_raw_mode(terminal, logged):
+    tty.setraw(terminal)
+    with Listener(STATE) as listener:
+        url = f"{listener.redirect_uri}?code={CODE}&state={STATE}"
+        type_into(terminal, url[:20])
+        timer = threading.Timer(0.3, type_into, [terminal, url[20:] + "\r"])
+        timer.start()
+        params = listener.wait(timeout=10, paste=True)
+        timer.join()
+
+    assert params["code"] == CODE
+
+
+def test_no_terminal_means_no_prompt(tmp_path, monkeypatch, logged):
+    monkeypatch.setattr(loopback, "_TERMINAL", str(tmp_path / "no-such-tty"))
+    with Listener(STATE) as listener, pytest.raises(FlowError, match="timed out"):
+        listener.wait(timeout=0.2, paste=True)
+
+    assert warnings_of(logged()) == []
+
+
+def test_without_paste_the_terminal_is_not_read(terminal, logged):
+    with Listener(STATE) as listener:
+        type_into(terminal, f"{listener.redirect_uri}?code={CODE}&state={STATE}\n")
+        with pytest.raises(FlowError, match="timed out"):
+            listener.wait(timeout=0.2)
+
+    assert warnings_of(logged()) == []
