@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from helper import http, logs
-from helper.browser import open_url
+from helper.browser import can_open_browser, open_url
 from helper.errors import ConfigError, FlowError, TransientError
 from helper.loopback import Listener
 from helper.providers import Provider
@@ -63,8 +63,10 @@ def login_browser(
         log.warning(
             "open this URL to sign in to %s: %s", _host(provider), flow["auth_uri"]
         )
-        open_url(flow["auth_uri"])
-        params = listener.wait(timeout)
+        # As in helper.flows.pkce: a browser that cannot come back may be
+        # answered with a paste of the address it ended on.
+        paste = not open_url(flow["auth_uri"]) or not can_open_browser()
+        params = listener.wait(timeout, paste=paste)
     _check_issuer(provider, params)
     with _msal_errors(provider):
         result = app.acquire_token_by_auth_code_flow(flow, params)

@@ -15,7 +15,7 @@ from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
 from helper import http, logs
-from helper.browser import open_url
+from helper.browser import can_open_browser, open_url
 from helper.errors import FlowError, TransientError
 from helper.flows._token import token_from
 from helper.loopback import Listener
@@ -68,8 +68,10 @@ def login_browser(
         oauth = _session(provider, listener.redirect_uri)
         url = _authorization_url(oauth, provider, state, login_hint)
         _announce(provider, url)
-        open_url(url)
-        params = listener.wait(timeout)
+        # A browser elsewhere (over SSH), or none, cannot come back to the
+        # listener: the user may paste the address it ended on instead.
+        paste = not open_url(url) or not can_open_browser()
+        params = listener.wait(timeout, paste=paste)
 
     return _exchange(oauth, provider, _code(provider, params))
 

@@ -10,11 +10,16 @@ import hashlib
 import logging
 import os
 import sys
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from flows.fakeserver import FakeServer, Reply, Seen, tls_context
+from helper import loopback
 from helper.errors import FlowError, TransientError
 from helper.flows.pkce import login_browser
 from helper.providers import Provider
@@ -264,3 +269,88 @@ def test_no_secret_reaches_any_log(fake, browser, caplog):
     verifier = fake.seen("/token")[0].form["code_verifier"]
     for secret in (CODE, ACCESS, REFRESH, verifier, "client-sec"):
         assert secret not in caplog.text
+
+
+# The paste fallback: a pseudo-terminal stands in for /dev/tty.
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """A pty whose slave is "the terminal"; returns the master, to type into."""
+    master, slave = os.openpty()
+    monkeypatch.setattr(loopback, "_TERMINAL", os.ttyname(slave))
+    for name in ("SSH_CONNECTION", "SSH_TTY"):
+        monkeypatch.delenv(name, raising=False)
+    yield master
+    os.close(master)
+    os.close(slave)
+
+
+def paste_prompts(caplog):
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "helper.loopback" and record.levelno == logging.WARNING
+    ]
+
+
+def authorization_url(prompts):
+    """The URL the flow asked the user to open, once it has."""
+    for _ in range(100):
+        for line in prompts():
+            if line.startswith("open this URL"):
+                return line.rsplit(" ", 1)[1]
+        time.sleep(0.05)
+    raise AssertionError(f"no authorization URL among {prompts()}")
+
+
+class _Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def redirect_of(url):
+    """Where the authorization endpoint sends the browser, not going there."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _Stay)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        opener.open(url, timeout=5)
+    with info.value as response:
+        return response.headers["Location"]
+
+
+def test_without_a_browser_a_pasted_address_signs_in(
+    fake, terminal, prompts, caplog, tmp_path, monkeypatch
+):
+    AuthServer(fake)
+    monkeypatch.setenv("BROWSER", str(tmp_path / "no-such-browser"))
+
+    with ThreadPoolExecutor(1) as pool:
+        login = pool.submit(login_browser, make_provider(fake), timeout=10)
+        address = redirect_of(authorization_url(prompts))
+        os.write(terminal, f"{address}\n".encode())
+        token = login.result(timeout=10)
+
+    assert token.access_token == ACCESS
+    assert fake.seen("/token")[0].form["code"] == CODE
+    assert len(paste_prompts(caplog)) == 1
+    assert CODE not in caplog.text
+
+
+def test_a_browser_that_started_here_gets_no_paste_prompt(
+    fake, browser, terminal, prompts, caplog
+):
+    AuthServer(fake)
+
+    assert login_browser(make_provider(fake), timeout=10).access_token == ACCESS
+    assert authorization_url(prompts)  # the capture works: the URL was shown
+    assert paste_prompts(caplog) == []
+
+
+def test_over_ssh_the_paste_is_offered_and_a_redirect_still_ends_it(
+    fake, browser, terminal, prompts, caplog, monkeypatch
+):
+    AuthServer(fake)
+    monkeypatch.setenv("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22")
+
+    assert login_browser(make_provider(fake), timeout=10).access_token == ACCESS
+    assert len(paste_prompts(caplog)) == 1
