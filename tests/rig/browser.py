@@ -7,13 +7,16 @@ script runs for the helper) and as `approve(url)` from tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import os
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Request, Route, sync_playwright
@@ -111,20 +114,22 @@ class Walk:
             self.settled = True
 
 
-def approve(url: str, timeout: float = 60) -> str:
+def approve(url: str, timeout: float = 60, *, provider_only: bool = False) -> str:
     """Open URL, log in, consent (and confirm a device code); return the end URL.
 
     The end is a redirect to a loopback client other than the provider, or
-    the device flow's success page.
+    the device flow's success page. With *provider_only* the browser reaches
+    the provider alone, as one on another machine would: the redirect to the
+    client fails, and its URL is still returned.
     """
     deadline = time.monotonic() + timeout
     parts = urlsplit(url)
     walk = Walk(provider_origin=f"{parts.scheme}://{parts.netloc}")
-    with sync_playwright() as playwright:
+    with sync_playwright() as playwright, _refusing_port() as dead_end:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=[*CHROMIUM_ARGS, f"--host-resolver-rules={resolver_rules()}"],
+            args=launch_args(parts, dead_end if provider_only else None),
         )
         try:
             # The provider's certificate comes from the rig's own CA, which
@@ -142,6 +147,35 @@ def approve(url: str, timeout: float = 60) -> str:
             if walk.blocked:
                 log.info("blocked %s", " ".join(sorted(set(walk.blocked))))
             browser.close()
+
+
+def launch_args(provider: SplitResult, proxy_port: int | None = None) -> list[str]:
+    """Chromium's switches; with *proxy_port*, only *provider* is reached directly.
+
+    Every other request goes to a proxy on *proxy_port* that refuses it.
+    "<-loopback>" comes first: Chromium otherwise never proxies loopback.
+    """
+    args = [*CHROMIUM_ARGS, f"--host-resolver-rules={resolver_rules()}"]
+    if proxy_port is None:
+        return args
+
+    host = provider.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = provider.port or (443 if provider.scheme == "https" else 80)
+    args.remove("--no-proxy-server")
+    return [
+        *args,
+        f"--proxy-server=http://127.0.0.1:{proxy_port}",
+        f"--proxy-bypass-list=<-loopback>;{host}:{port}",
+    ]
+
+
+@contextlib.contextmanager
+def _refusing_port() -> Iterator[int]:
+    """A loopback port held without listening: every connection is refused."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 def _walk_pages(page: Page, walk: Walk, deadline: float) -> str:
