@@ -9,9 +9,7 @@ import hmac
 import html
 import http.server
 import logging
-import os
 import queue
-import select
 import socket
 import sys
 import threading
@@ -20,6 +18,7 @@ import urllib.parse
 from typing import Any
 
 from helper import http as _http
+from helper import terminal
 from helper.errors import ConfigError, FlowError
 
 __all__ = ["Listener", "parse_redirect"]
@@ -33,9 +32,6 @@ _PAGE = """<!doctype html>
 # An idle browser connection (a speculative preconnect) must not hold a
 # handler thread for long.
 _SOCKET_TIMEOUT = 10.0
-# Where the person signing in can type. Never stdin: git feeds the credential
-# protocol through it (git-credential(1)); git's own prompts use this too.
-_TERMINAL = "/dev/tty"
 # How long a paste-aware wait looks at the terminal before it looks at the
 # listener again: the delay a loopback redirect may see.
 _POLL = 0.05
@@ -125,23 +121,23 @@ class Listener:
         With *paste* and a terminal, an address pasted there counts too: a
         browser on another machine ends on a page this listener never sees.
         """
-        terminal = _Terminal.open() if paste else None
-        if terminal is None:
+        tty = terminal.Terminal.open() if paste else None
+        if tty is None:
             return self._next(timeout, timeout)
 
-        with terminal:
+        with tty:
             log.warning(_PASTE_PROMPT)
-            return self._wait_pasting(terminal, timeout)
+            return self._wait_pasting(tty, timeout)
 
-    def _wait_pasting(self, terminal: "_Terminal", timeout: float) -> dict[str, str]:
+    def _wait_pasting(self, tty: "terminal.Terminal", timeout: float) -> dict[str, str]:
         # One thread polls both, so nothing is left reading the terminal once
         # this returns; a closed listener or a hung-up terminal ends the polling.
         deadline = time.monotonic() + timeout
-        while self._thread.is_alive() and not terminal.ended:
+        while self._thread.is_alive() and not tty.ended:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            for line in terminal.lines(min(left, _POLL)):
+            for line in tty.lines(min(left, _POLL)):
                 self._take_paste(line)
             with contextlib.suppress(queue.Empty):
                 return self._results.get_nowait()
@@ -208,65 +204,6 @@ def _request_target(pasted: str) -> str:
         return ""
     path = parts.path or ("/" if parts.netloc else "")
     return urllib.parse.urlunsplit(("", "", path, parts.query, ""))
-
-
-class _Terminal:
-    """The controlling terminal, read a line at a time without ever blocking."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._pending = b""
-        self.ended = False
-
-    @classmethod
-    def open(cls) -> "_Terminal | None":
-        """The terminal, or None without one (cron, a CI runner, a service)."""
-        try:
-            return cls(os.open(_TERMINAL, os.O_RDONLY | getattr(os, "O_NOCTTY", 0)))
-        except OSError:
-            return None
-
-    def __enter__(self) -> "_Terminal":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self._fd)
-
-    def lines(self, timeout: float) -> list[str]:
-        """Lines completed within *timeout* s, trimmed; blank ones left out."""
-        if not self._readable(timeout):
-            return []
-        chunk = self._read()
-        if not chunk:
-            self.ended = True
-            return []
-
-        # A terminal in raw mode sends Enter as CR.
-        self._pending += chunk.replace(b"\r", b"\n")
-        *done, self._pending = self._pending.split(b"\n")
-        text = (line.decode(errors="replace").strip() for line in done)
-        return [line for line in text if line]
-
-    def _readable(self, timeout: float) -> bool:
-        # A read from a background process group would stop the whole
-        # process (SIGTTIN, POSIX job control): wait for the foreground.
-        if not self._in_foreground():
-            time.sleep(timeout)
-            return False
-        ready, _, _ = select.select([self._fd], [], [], timeout)
-        return bool(ready)
-
-    def _in_foreground(self) -> bool:
-        try:
-            return os.tcgetpgrp(self._fd) == os.getpgrp()
-        except OSError:  # not our controlling terminal: no job control on it
-            return True
-
-    def _read(self) -> bytes:
-        try:
-            return os.read(self._fd, 4096)
-        except OSError:  # EIO: the terminal hung up (the SSH session ended)
-            return b""
 
 
 def parse_redirect(redirect_url: str) -> tuple[str, int, str]:

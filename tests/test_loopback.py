@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from helper import loopback
+from helper import terminal as tty_module
 from helper.errors import ConfigError, FlowError
 from helper.loopback import Listener
 
@@ -197,7 +198,7 @@ def test_wait_from_another_thread_sees_a_late_request():
 def terminal(monkeypatch):
     """A pty whose slave is "the terminal"; returns the master, to type into."""
     master, slave = os.openpty()
-    monkeypatch.setattr(loopback, "_TERMINAL", os.ttyname(slave))
+    monkeypatch.setattr(tty_module, "DEVICE", os.ttyname(slave))
     yield master
     for fd in (master, slave):
         with contextlib.suppress(OSError):
@@ -289,7 +290,7 @@ def test_a_refused_paste_gets_one_line_and_the_wait_goes_on(terminal, logged):
 
 
 def test_a_redirect_ends_a_paste_aware_wait_and_frees_the_terminal(terminal, logged):
-    path = loopback._TERMINAL
+    path = tty_module.DEVICE
     before = terminal_fds(path)
     during = []
 
@@ -314,14 +315,14 @@ def test_a_redirect_ends_a_paste_aware_wait_and_frees_the_terminal(terminal, log
 
 
 def test_a_paste_aware_wait_times_out_with_the_usual_error(terminal, logged):
-    before = terminal_fds(loopback._TERMINAL)
+    before = terminal_fds(tty_module.DEVICE)
     with Listener(STATE) as listener:
         started = time.monotonic()
         with pytest.raises(FlowError, match=r"timed out after 0\.3 s"):
             listener.wait(timeout=0.3, paste=True)
 
     assert 0.3 <= time.monotonic() - started < 2
-    assert terminal_fds(loopback._TERMINAL) == before
+    assert terminal_fds(tty_module.DEVICE) == before
 
 
 def test_a_hung_up_terminal_still_leaves_the_redirect(terminal, logged):
@@ -350,7 +351,7 @@ def test_enter_as_cr_and_a_line_in_pieces_in_raw_mode(terminal, logged):
 
 
 def test_no_terminal_means_no_prompt(tmp_path, monkeypatch, logged):
-    monkeypatch.setattr(loopback, "_TERMINAL", str(tmp_path / "no-such-tty"))
+    monkeypatch.setattr(tty_module, "DEVICE", str(tmp_path / "no-such-tty"))
     with Listener(STATE) as listener, pytest.raises(FlowError, match="timed out"):
         listener.wait(timeout=0.2, paste=True)
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from flows.fakeserver import FakeServer, Reply, Seen, tls_context
-from helper import loopback
+from helper import terminal as tty_module
 from helper.errors import FlowError, TransientError
 from helper.flows.pkce import login_browser
 from helper.providers import Provider
@@ -278,7 +278,7 @@ def test_no_secret_reaches_any_log(fake, browser, caplog):
 def terminal(monkeypatch):
     """A pty whose slave is "the terminal"; returns the master, to type into."""
     master, slave = os.openpty()
-    monkeypatch.setattr(loopback, "_TERMINAL", os.ttyname(slave))
+    monkeypatch.setattr(tty_module, "DEVICE", os.ttyname(slave))
     for name in ("SSH_CONNECTION", "SSH_TTY"):
         monkeypatch.delenv(name, raising=False)
     yield master
