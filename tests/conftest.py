@@ -75,6 +75,23 @@ def provider(
     running.stop()
 
 
+@pytest.fixture(scope="session")
+def tenant(
+    tmp_path_factory: pytest.TempPathFactory, rig_ca: RigCA
+) -> Iterator[Provider]:
+    """A second provider, under /tenant: MSAL's oidc_authority needs a path."""
+    log_path = tmp_path_factory.mktemp("rig-tenant") / "provider.log"
+    running = start_provider(
+        rig_ca.ca_path,
+        rig_ca.cert_path,
+        rig_ca.key_path,
+        log_path,
+        issuer_path="/tenant",
+    )
+    yield running
+    running.stop()
+
+
 @pytest.fixture(autouse=True)
 def _provider_per_test(request: pytest.FixtureRequest) -> Iterator[None]:
     """Give each test that uses the shared provider zero counts and default knobs."""

@@ -8,35 +8,22 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rig.browser import approve
-from rig.ca import RigCA
 from rig.client import browser_runs, configure, git, record_files, run_helper
 from rig.gitserver import GitServer
-from rig.idp import Provider, start_provider
+from rig.idp import Provider
 
 # Access tokens live this long in the expiry tests, with a 1 s margin.
 SHORT_TTL = 4
 
 
-@pytest.fixture(scope="module")
-def provider(
-    tmp_path_factory: pytest.TempPathFactory, rig_ca: RigCA
-) -> Iterator[Provider]:
-    """provider.js under /tenant: MSAL's oidc_authority needs a path segment."""
-    log_path = tmp_path_factory.mktemp("rig-msal-e2e") / "provider.log"
-    running = start_provider(
-        rig_ca.ca_path,
-        rig_ca.cert_path,
-        rig_ca.key_path,
-        log_path,
-        issuer_path="/tenant",
-    )
-    yield running
-    running.stop()
+@pytest.fixture
+def provider(tenant: Provider) -> Provider:
+    """Every test here signs in through MSAL: the provider under /tenant."""
+    return tenant
 
 
 def use_msal(

@@ -17,15 +17,13 @@ import select
 import subprocess
 import termios
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 from rig.browser import approve
-from rig.ca import RigCA
 from rig.client import git, run_helper
-from rig.idp import Provider, start_provider
+from rig.idp import Provider
 
 FORGE = "https://forge.example.test"
 AUTHORIZATION_URL = re.compile(r"open this URL to sign in to \S+: (https://\S+)")
@@ -237,23 +235,6 @@ def test_without_a_terminal_there_is_no_paste_prompt(
     assert proc.returncode == 0, "".join(shown)
     assert provider.introspect(out.strip())["active"] is True
     assert "paste" not in "".join(shown)
-
-
-@pytest.fixture(scope="module")
-def tenant(
-    tmp_path_factory: pytest.TempPathFactory, rig_ca: RigCA
-) -> Iterator[Provider]:
-    """provider.js under /tenant, for MSAL's oidc_authority (needs a path)."""
-    log_path = tmp_path_factory.mktemp("rig-paste-msal") / "provider.log"
-    running = start_provider(
-        rig_ca.ca_path,
-        rig_ca.cert_path,
-        rig_ca.key_path,
-        log_path,
-        issuer_path="/tenant",
-    )
-    yield running
-    running.stop()
 
 
 def test_a_pasted_address_signs_in_through_msal(

@@ -153,7 +153,7 @@ def start_provider(
     *,
     issuer_path: str = "",
     hostname: str = "127.0.0.1",
-    timeout: float = 20,
+    timeout: float = 60,
 ) -> Provider:
     """Start provider.js on a free port and wait for its READY line."""
     if not (RIG_DIR / "node_modules" / "oidc-provider").is_dir():
