@@ -15,7 +15,6 @@ from pathlib import Path
 import certifi
 import pytest
 from rig.browser import approve
-from rig.idp import start_provider
 
 from helper import login
 from helper.errors import ConfigError, FlowError, TransientError
@@ -28,19 +27,10 @@ OPEN_BROWSER = Path(__file__).resolve().parents[1] / "rig" / "open-browser"
 SCOPES = ("openid", "git")
 
 
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory, rig_ca):
+@pytest.fixture
+def provider(tenant):
     """provider.js under /tenant: an issuer MSAL's oidc_authority accepts."""
-    log_path = tmp_path_factory.mktemp("rig-msal") / "provider.log"
-    running = start_provider(
-        rig_ca.ca_path,
-        rig_ca.cert_path,
-        rig_ca.key_path,
-        log_path,
-        issuer_path="/tenant",
-    )
-    yield running
-    running.stop()
+    return tenant
 
 
 @pytest.fixture(autouse=True)
