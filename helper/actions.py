@@ -208,16 +208,22 @@ def _is_echo(cred: Credential, target: Record, st: Store) -> bool:
     # already holds it (with the refresh token git 2.39 never echoes back).
     # A git process that started before another one refreshed stores the
     # token it was given, now retired: saving it would throw away the new
-    # token and its refresh token.
-    for record in st.candidates(cred.protocol, target.host):
-        if record.origin != "login" or record.path != cred.path:
-            continue
-        if record.retired_token(cred.password):
-            return True
-        loaded = st.load_secrets(record)
-        if loaded is not None and loaded.password == cred.password:
-            return True
-    return False
+    # token and its refresh token. Digests, not secrets, are compared: a
+    # locked keyring must not turn an echo into an overwrite.
+    return any(
+        record.origin == "login"
+        and record.path == cred.path
+        and _holds(record, cred.password, st)
+        for record in st.candidates(cred.protocol, target.host)
+    )
+
+
+def _holds(record: Record, password: str, st: Store) -> bool:
+    if record.current or record.retired:
+        return record.held_token(password)
+    # Written before digests were kept: compare the secret itself.
+    loaded = st.load_secrets(record)
+    return loaded is not None and loaded.password == password
 
 
 def _valid_expiry(value: str) -> str:

@@ -420,3 +420,29 @@ def test_a_relative_state_folder_is_refused(
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == "oauth-helper: OAUTH_HELPER_HOME must be an absolute path\n"
     assert not (tmp_path / "state").exists()
+
+
+def test_an_echo_is_known_even_when_the_keyring_cannot_unlock(
+    env: dict[str, str],
+) -> None:
+    # git stores back every token it used; with the keyring locked, the
+    # sealed record cannot be read, and must still not be overwritten.
+    serve(env, token_url=f"https://{HOST}/token")
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    future = str(int(time.time()) + 3600)
+    st.save(
+        _login_record(
+            env, password="T1", oauth_refresh_token="RT1", password_expiry_utc=future
+        )
+    )
+    path = next(Path(env["OAUTH_HELPER_HOME"], "records").glob("*/*"))
+    secrets = ("password=T1\n", "oauth_refresh_token=RT1\n")
+    text = path.read_text()
+    for line in secrets:
+        text = text.replace(line, "")
+    locked = text.replace("kind=file", "kind=keyring") + "sealed=unopenable\n"
+    path.write_text(locked)
+
+    store(env, username="oauth2", password="T1", password_expiry_utc=future)
+
+    assert path.read_text() == locked

@@ -12,7 +12,7 @@ import time
 from helper import logs
 from helper.errors import StoreError
 from helper.store import files
-from helper.store.records import Record, host_hash, parse_record
+from helper.store.records import Record, host_hash, parse_record, token_digest
 
 # typing.TYPE_CHECKING without importing typing: every git command loads this.
 TYPE_CHECKING = False
@@ -146,6 +146,7 @@ class Store:
             host=record.host.lower(),
             updated=str(int(time.time())),
             refreshable=refreshable,
+            current=token_digest(record.password) if record.password else "",
         )
         folder = self._host_dir(record.protocol, record.host)
         files.ensure_private_dir(self.root)

@@ -18,7 +18,14 @@ from helper.errors import StoreError
 from helper.protocol import format_answer
 from helper.redact import redact
 
-__all__ = ["KEY_FIELDS", "SECRET_FIELDS", "Record", "host_hash", "parse_record"]
+__all__ = [
+    "KEY_FIELDS",
+    "SECRET_FIELDS",
+    "Record",
+    "host_hash",
+    "parse_record",
+    "token_digest",
+]
 
 MAGIC = "oauth-helper-record"
 VERSION = "1"
@@ -27,8 +34,9 @@ KEY_FIELDS = ("protocol", "host", "path", "username", "client_id", "scope")
 # msal_cache: MSAL's serialized token cache (Entra ID path), refresh token inside.
 SECRET_FIELDS = ("password", "oauth_refresh_token", "credential", "msal_cache")
 # refreshable: "1" when a refresh token is kept, so status can say so without
-# unsealing anything. retired: digests of the access tokens this record held
-# before, so that git storing one of them late is known for an echo.
+# unsealing anything. current and retired: digests of the access token this
+# record holds and of those it held before, so that git storing one of them
+# is known for an echo without unlocking the keyring.
 META_FIELDS = (
     "password_expiry_utc",
     "authtype",
@@ -36,6 +44,7 @@ META_FIELDS = (
     "kind",
     "updated",
     "refreshable",
+    "current",
     "retired",
 )
 FIELDS = KEY_FIELDS + META_FIELDS + SECRET_FIELDS
@@ -61,6 +70,7 @@ class Record:
     kind: str
     updated: str
     refreshable: str
+    current: str
     retired: str
     password: str
     oauth_refresh_token: str
@@ -135,9 +145,12 @@ class Record:
             new.retired = ",".join([d for d in kept if d][:_RETIRED_KEPT])
         return new
 
-    def retired_token(self, password: str) -> bool:
-        """True when *password* is an access token this record held before."""
-        return bool(password) and token_digest(password) in self.retired.split(",")
+    def held_token(self, password: str) -> bool:
+        """True when *password* is the access token this record holds or held."""
+        if not password:
+            return False
+        digest = token_digest(password)
+        return digest == self.current or digest in self.retired.split(",")
 
 
 def _pairs(record: Record, fields: tuple[str, ...]) -> list[tuple[str, str]]:
