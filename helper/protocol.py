@@ -33,12 +33,10 @@ _SCALARS = (
 )
 _LISTS = {"capability[]": "capability", "wwwauth[]": "wwwauth", "state[]": "state"}
 _FORBIDDEN = ("\r", "\n", "\0")
-# RFC 3986 unreserved and reserved characters: what git leaves as they are
-# when it turns a credential into a URL for its config look-up.
-_URL_SAFE = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-    "!*'();:@&=+$,/?#[]"
-)
+# What git percent-encodes when it turns a credential into a URL for its
+# config look-up (URL_UNSAFE_CHARS in git's strbuf.c), besides control and
+# non-ASCII bytes: a user name "bob@corp" must not end the authority early.
+_URL_UNSAFE = frozenset(" <>\"%{}|\\^`:?#[]@!$&'()*+,;=")
 
 
 class Credential:
@@ -157,10 +155,10 @@ def format_answer(pairs: "Iterable[tuple[str, str]]") -> str:
 
 
 def _encode(text: str, slash: bool = False) -> str:
-    """Percent-encode what is not RFC 3986 unreserved or reserved (and ``/``)."""
+    """Percent-encode *text* as git does (and ``/`` too, with *slash*)."""
     out = []
     for byte in text.encode("utf-8", "surrogateescape"):
         char = chr(byte)
-        keep = char in _URL_SAFE and not (slash and char == "/")
-        out.append(char if keep else f"%{byte:02X}")
+        unsafe = byte <= 0x1F or byte >= 0x7F or char in _URL_UNSAFE
+        out.append(f"%{byte:02X}" if unsafe or (slash and char == "/") else char)
     return "".join(out)

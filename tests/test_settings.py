@@ -263,3 +263,14 @@ def test_a_path_with_a_stray_percent_still_finds_its_settings(home: Path) -> Non
 
     assert provider is not None and provider.client_id == "cid"
     assert cred.url == "https://git.example/x%25zz%20y/%C3%BC.git"
+
+
+@pytest.mark.parametrize("username", ["bob@corp.example", "a:b", "x/y", "ü"])
+def test_any_user_name_keeps_the_host_served(home: Path, username: str) -> None:
+    # git itself applies credential.https://HOST.* whatever the user name.
+    git_config(home, "credential.https://git.example.oauthClientId", "cid")
+
+    cred = Credential(protocol="https", host="git.example", username=username)
+    provider = resolve(cred).provider
+
+    assert provider is not None and provider.client_id == "cid"
