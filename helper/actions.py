@@ -100,6 +100,10 @@ def get(cred: Credential, settings: Settings, st: Store) -> Pairs:
 
     # The slow path: modules below log through the standard logging tree.
     logs.configure()
+    if record is not None and not cred.username:
+        # Refresh the record that was found (any user matches a request
+        # without one), not a record under the provider's default username.
+        cred = cred.with_username(record.username)
     interactive = settings.interactive and someone_is_there()
     log.debug("no fresh token for %s (sign-in allowed: %s)", cred.host, interactive)
     record = login.obtain(cred, provider, st, interactive)
@@ -130,7 +134,9 @@ def someone_is_there() -> bool:
 def _refresh_token_only(record: Record | None) -> Pairs:
     # git 2.41+ hands a stored refresh token on to the next helper, which can
     # then refresh without a login (git-credential(1), oauth_refresh_token).
-    if record is None or not record.oauth_refresh_token:
+    # Only for a record git stored: a refresh token the helper obtained never
+    # leaves the store (protocol.md, Output).
+    if record is None or record.origin != "store" or not record.oauth_refresh_token:
         return []
     return [("oauth_refresh_token", record.oauth_refresh_token)]
 

@@ -83,6 +83,17 @@ class Credential:
         user = _encode(self.username, slash=True) + "@" if self.username else ""
         return f"{self.protocol}://{user}{self.host}/{_encode(self.path)}"
 
+    def with_username(self, username: str) -> "Credential":
+        """A copy of this request for *username*."""
+        copy = Credential(**{k: getattr(self, k) for k in _SCALARS})
+        copy.username = username
+        copy.capability, copy.wwwauth, copy.state = (
+            list(self.capability),
+            list(self.wwwauth),
+            list(self.state),
+        )
+        return copy
+
     def has_capability(self, name: str) -> bool:
         """True when the caller announced ``capability[]=name`` (git 2.46+)."""
         return name in self.capability
@@ -135,6 +146,8 @@ def _assign_url(cred: Credential, url: str) -> None:
     except ValueError:
         # Such as an unclosed IPv6 bracket; the URL itself may hold a password.
         raise ProtocolError("url is not a valid URL") from None
+    if not parts.scheme:
+        raise ProtocolError("url has no scheme")
     userinfo, _, host = parts.netloc.rpartition("@")
     cred.protocol = parts.scheme
     cred.host = unquote(host)

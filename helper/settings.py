@@ -81,7 +81,7 @@ def resolve(cred: Credential) -> Settings:
     found = _apply_preset(provider, cred, from_file, from_git)
     found |= _apply(provider, from_file, "file")
     found |= _apply(provider, from_git, "git config")
-    if found and cred.protocol == "http" and not _is_loopback(cred.host):
+    if found and cred.protocol.lower() == "http" and not _is_loopback(cred.host):
         # A token sent over plain http is readable on the way: never sign in
         # for one. (What git itself stored for such a host is still served.)
         log.warning(

@@ -446,3 +446,40 @@ def test_an_echo_is_known_even_when_the_keyring_cannot_unlock(
     store(env, username="oauth2", password="T1", password_expiry_utc=future)
 
     assert path.read_text() == locked
+
+
+def test_a_refresh_token_the_helper_obtained_never_reaches_stdout(
+    env: dict[str, str],
+) -> None:
+    # An erased login record of a host no longer configured: only its
+    # refresh token is left, and it stays in the store.
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    past = str(int(time.time()) - 10)
+    st.save(_login_record(env, oauth_refresh_token="RT-own", password_expiry_utc=past))
+
+    assert get(env, client_id="app") == {}
+
+
+def test_an_expired_record_of_another_user_is_refreshed_for_that_user(
+    env: dict[str, str],
+) -> None:
+    # A request without a username matches any user's record; refreshing it
+    # must use that record's refresh token, not sign in as someone new.
+    from flows.fakeserver import FakeServer, Reply
+
+    issued = {"access_token": "AT-new", "expires_in": 3600, "token_type": "Bearer"}
+    with FakeServer() as fake:
+        fake.route("/token", Reply(200, issued))
+        serve(env, token_url=fake.url("/token"))
+        st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+        past = str(int(time.time()) - 10)
+        record = _login_record(
+            env, password="AT-old", oauth_refresh_token="RT-a", password_expiry_utc=past
+        )
+        st.save(record.copy(username="alice"))
+
+        answer = get(env)
+
+        sent = [seen.form.get("refresh_token") for seen in fake.seen("/token")]
+    assert sent == ["RT-a"]
+    assert (answer["username"], answer["password"]) == ("alice", "AT-new")

@@ -107,3 +107,8 @@ def test_parser_never_fails_with_anything_but_protocol_error(text: str) -> None:
 def test_a_url_that_cannot_be_split_is_a_protocol_error(url: str) -> None:
     with pytest.raises(ProtocolError, match=r"^url is not a valid URL$"):
         parse(io.StringIO(f"url={url}\n\n"))
+
+
+def test_a_url_without_a_scheme_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match=r"^url has no scheme$"):
+        parse(io.StringIO("url=nothing-here\n\n"))
