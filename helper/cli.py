@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import click
 
 from helper import actions, logs, settings
-from helper.errors import HelperError
+from helper.errors import HelperError, one_line
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.redact import MASK, SECRET_KEYS
@@ -67,7 +67,7 @@ def run(args: list[str]) -> int:
         click.echo("oauth-helper: aborted", err=True)
         return 1
     except HelperError as exc:
-        click.echo(f"oauth-helper: {_escaped(str(exc))}", err=True)
+        click.echo(f"oauth-helper: {one_line(str(exc))}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -91,14 +91,7 @@ def _usage_line(exc: click.UsageError) -> str:
     # One line like every other error (click would add the usage and a blank
     # line): what was wrong, and where the help is.
     hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-    return _escaped(exc.format_message()) + hint
-
-
-def _escaped(text: str) -> str:
-    """*text* with unprintable characters written as repr writes them (\\x1b)."""
-    # Stored usernames, config values and messages come from others: a raw
-    # ESC or line break would reach the terminal or split a line.
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return one_line(exc.format_message()) + hint
 
 
 def _version() -> str:
@@ -237,7 +230,7 @@ def status(as_json: bool) -> None:
 def _status_line(row: dict[str, object]) -> str:
     # Empty fields are left out; a stored username may hold an ESC.
     kept = {key: value for key, value in row.items() if value not in ("", None)}
-    return _escaped(" ".join(f"{key}={value}" for key, value in kept.items()))
+    return one_line(" ".join(f"{key}={value}" for key, value in kept.items()))
 
 
 def _utc(record: Record) -> str | None:
@@ -306,7 +299,7 @@ def explain(url: str, as_json: bool) -> None:
         click.echo(json.dumps({"served": True, **rows}, indent=2))
     else:
         for key, row in rows.items():
-            click.echo(_escaped(f"{key}: {row['value']}  ({row['source']})"))
+            click.echo(one_line(f"{key}: {row['value']}  ({row['source']})"))
     if problems:
         raise HelperError("; ".join(problems))
 

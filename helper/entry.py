@@ -10,7 +10,7 @@ stderr, or choose an exit code.
 import sys
 
 from helper import logs
-from helper.errors import FlowError, HelperError
+from helper.errors import FlowError, HelperError, one_line
 from helper.protocol import ACTIONS, format_answer, parse
 
 # typing.TYPE_CHECKING without importing typing: every git command loads this.
@@ -108,7 +108,7 @@ def _dispatch(action: str, stdin: "Iterable[str]") -> list[tuple[str, str]]:
 
 
 def _fail(exc: Exception) -> int:
-    log.error("%s", exc)
+    log.error("%s", one_line(str(exc)))
     return 1
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "ProtocolError",
     "StoreError",
     "TransientError",
+    "one_line",
 ]
 
 
@@ -46,3 +47,12 @@ class StoreError(HelperError):
 
 class LockTimeoutError(StoreError):
     """Another helper process held the per-key lock for too long."""
+
+
+def one_line(text: str) -> str:
+    """*text* with unprintable characters written as repr writes them (\\x1b).
+
+    Messages carry text from servers, config and stored records: a raw line
+    break would split a message, an escape sequence would drive the terminal.
+    """
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -483,3 +483,24 @@ def test_an_expired_record_of_another_user_is_refreshed_for_that_user(
         sent = [seen.form.get("refresh_token") for seen in fake.seen("/token")]
     assert sent == ["RT-a"]
     assert (answer["username"], answer["password"]) == ("alice", "AT-new")
+
+
+def test_server_text_reaches_stderr_escaped(env: dict[str, str]) -> None:
+    from flows.fakeserver import FakeServer, Reply
+
+    refused = {"error": "invalid_client", "error_description": "\x1b[2Jgone\x07"}
+    with FakeServer() as fake:
+        fake.route("/token", Reply(400, refused))
+        serve(env, token_url=fake.url("/token"))
+        st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+        past = str(int(time.time()) - 10)
+        st.save(
+            _login_record(env, oauth_refresh_token="RT-a", password_expiry_utc=past)
+        )
+
+        done = run_helper("get", request(protocol="https", host=HOST), env)
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "\\x1b[2Jgone\\x07" in done.stderr
+    assert done.stderr.count("\n") == 1
