@@ -14,7 +14,7 @@ import requests
 import requests.adapters
 from requests.models import PreparedRequest, Response
 
-from helper.errors import ConfigError, FlowError, TransientError
+from helper.errors import ConfigError, FlowError, HelperError, TransientError
 
 __all__ = [
     "TIMEOUT",
@@ -84,6 +84,41 @@ def _no_netrc(request: PreparedRequest) -> PreparedRequest:
     return request
 
 
+def _check_redirect(response: Response, *args: object, **kwargs: object) -> None:
+    """Refuse a redirect that would carry secrets, or leave https, elsewhere.
+
+    A response hook runs before requests follows a redirect. A 307/308 to a
+    POST would re-send the form (refresh token, code, client_secret) to the
+    new location, unchecked by require_secure; OAuth endpoints have no reason
+    to redirect a POST (RFC 6749 §3.2 names one token endpoint URL). A GET
+    (discovery) may follow a redirect to a URL require_secure accepts.
+    """
+    if not response.is_redirect:
+        return
+
+    try:
+        _check_target(response)
+    except HelperError:
+        # Unread, the response would hold its connection open.
+        response.close()
+        raise
+
+
+def _check_target(response: Response) -> None:
+    host = host_of(response.url)
+    method = response.request.method
+    if method != "GET":
+        # A FlowError without an RFC code, not a TransientError: retrying
+        # will not help, and a refresh keeps its refresh token.
+        raise FlowError(
+            f"{host} answered a redirect to a {method}; not followed, "
+            "check the endpoint URL"
+        )
+
+    target = urllib.parse.urljoin(response.url, response.headers["Location"])
+    require_secure(target, f"the redirect from {host}")
+
+
 def configure(http: requests.Session) -> requests.Session:
     """Apply the policy to *http* (also used on requests-oauthlib's session)."""
     bundle = ca_bundle()
@@ -94,6 +129,7 @@ def configure(http: requests.Session) -> requests.Session:
     # A git user's ~/.netrc often has the forge host: requests would add it
     # as Basic auth to token requests that must carry no user password.
     http.auth = _no_netrc
+    http.hooks["response"].append(_check_redirect)
     return http
 
 

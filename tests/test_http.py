@@ -204,3 +204,60 @@ def test_verify_false_from_a_caller_is_ignored(tls, monkeypatch):
     with http.session() as session, pytest.raises(Exception, match="CERTIFICATE"):
         session.get(tls.url("/x"), verify=False)
     assert tls.seen("/x") == []
+
+
+@pytest.fixture
+def elsewhere():
+    with FakeServer() as server:
+        server.route("/token", Reply(200, {"access_token": "stolen"}))
+        server.route("/meta", Reply(200, {"ok": "followed"}))
+        yield server
+
+
+def off_loopback(server, path):
+    # 0.0.0.0 reaches the server on this machine but is not a loopback
+    # address, so require_secure would refuse it as a configured URL.
+    return server.url(path).replace("127.0.0.1", "0.0.0.0")  # noqa: S104
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirect_of_a_post_is_not_followed(fake, elsewhere, status):
+    location = off_loopback(elsewhere, "/token")
+    fake.route("/token", Reply(status, "", headers={"Location": location}))
+    form = {"grant_type": "refresh_token", "refresh_token": SECRET}
+
+    with pytest.raises(FlowError, match="answered a redirect") as info:
+        http.post_form(fake.url("/token"), form)
+
+    assert type(info.value) is FlowError
+    assert "127.0.0.1" in str(info.value)
+    assert SECRET not in str(info.value)
+    assert fake.seen("/token")[0].form["refresh_token"] == SECRET
+    assert elsewhere.requests == []
+
+
+def test_redirect_of_a_get_to_plain_http_elsewhere_is_refused(fake, elsewhere):
+    location = off_loopback(elsewhere, "/meta")
+    fake.route("/meta", Reply(302, "", headers={"Location": location}))
+
+    with http.session() as session, pytest.raises(ConfigError, match="redirect"):
+        session.get(fake.url("/meta"))
+    assert elsewhere.requests == []
+
+
+def test_redirect_of_a_get_to_https_is_followed(fake, tls):
+    tls.route("/meta", Reply(200, {"ok": "over tls"}))
+    fake.route("/meta", Reply(301, "", headers={"Location": tls.url("/meta")}))
+
+    with http.session() as session:
+        response = session.get(fake.url("/meta"))
+
+    assert response.json() == {"ok": "over tls"}
+    assert len(tls.seen("/meta")) == 1
+
+
+def test_redirect_of_a_get_to_loopback_http_is_followed(fake, elsewhere):
+    fake.route("/meta", Reply(307, "", headers={"Location": elsewhere.url("/meta")}))
+
+    with http.session() as session:
+        assert session.get(fake.url("/meta")).json() == {"ok": "followed"}
