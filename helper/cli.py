@@ -8,7 +8,7 @@ import datetime
 import json
 import sys
 import unicodedata
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import click
 
@@ -130,7 +130,9 @@ def _request(url: str) -> tuple[Credential, str]:
     if parts.scheme not in ("https", "http") or not host:
         raise _not_a_url()
 
-    cred = Credential(protocol=parts.scheme, host=host, username=parts.username or "")
+    # As git reads a URL: the user name percent-decoded (alice%40corp).
+    username = unquote(parts.username or "")
+    cred = Credential(protocol=parts.scheme, host=host, username=username)
     return cred, f"{parts.scheme}://{host}{parts.path}"
 
 
@@ -180,6 +182,9 @@ def _why_no_token(cred: Credential, resolved: settings.Settings) -> str:
     # The same checks, in the same order, as actions.get: a sign-in that
     # failed raised its own error before this point.
     provider = resolved.provider
+    plain = cred.protocol == "http" and not settings.is_loopback_host(cred.host)
+    if provider is None and plain:
+        return "a token would travel unencrypted over plain http; use the https URL"
     if provider is None:
         return "no preset, git config or file entry serves this host"
     if not provider.client_id:

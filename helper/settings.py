@@ -14,7 +14,7 @@ from helper.errors import ConfigError
 from helper.protocol import Credential
 from helper.providers import FLOWS, HOSTS, NAME_HINTS, PRESETS, REALMS, Provider
 
-__all__ = ["URL_SETTINGS", "Settings", "config_file", "resolve"]
+__all__ = ["URL_SETTINGS", "Settings", "config_file", "is_loopback_host", "resolve"]
 
 # Setting -> git config key. The names are the ones git-credential-oauth
 # documents, so users can switch helpers; git prints them lowercased.
@@ -81,7 +81,7 @@ def resolve(cred: Credential) -> Settings:
     found = _apply_preset(provider, cred, from_file, from_git)
     found |= _apply(provider, from_file, "file")
     found |= _apply(provider, from_git, "git config")
-    if found and cred.protocol.lower() == "http" and not _is_loopback(cred.host):
+    if found and cred.protocol.lower() == "http" and not is_loopback_host(cred.host):
         # A token sent over plain http is readable on the way: never sign in
         # for one. (What git itself stored for such a host is still served.)
         log.warning(
@@ -100,7 +100,8 @@ def resolve(cred: Credential) -> Settings:
     return Settings(provider, _interactive(git))
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether a request's host (port allowed) names this machine."""
     # By name, without ipaddress (a cost on every git command): 127.0.0.0/8,
     # [::1] and localhost (RFC 6761 §6.3), any port.
     if host.startswith("["):

@@ -326,3 +326,35 @@ def test_logout_also_deletes_records_set_aside_as_damaged(
     assert done.returncode == 0, done.stderr
     left = [path.read_text() for path in state.glob("*/.corrupt-*")]
     assert ["host=b.example" in text for text in left] == ([True] if url else [])
+
+
+def test_a_url_user_name_is_percent_decoded_as_git_does(
+    helper_env: dict[str, str],
+) -> None:
+    store(helper_env, "a.example")
+    other = "protocol=https\nhost=a.example\nusername=alice@corp\npassword=x\n\n"
+    assert run_helper(helper_env, "store", stdin=other).returncode == 0
+
+    done = run_helper(helper_env, "logout", "https://alice%40corp@a.example")
+
+    assert "removed 1 " in done.stderr
+    rows = json.loads(run_helper(helper_env, "status", "--json").stdout)
+    assert [row["username"] for row in rows] == ["me"]
+
+
+def test_token_for_a_plain_http_host_says_why(helper_env: dict[str, str]) -> None:
+    git(
+        helper_env,
+        "config",
+        "--global",
+        "credential.http://plain.example.oauthClientId",
+        "c",
+    )
+
+    done = run_helper(helper_env, "token", "http://plain.example/repo.git")
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines()[-1] == (
+        "oauth-helper: no token for http://plain.example/repo.git: a token would "
+        "travel unencrypted over plain http; use the https URL"
+    )
