@@ -4,7 +4,7 @@ import dataclasses
 import time
 from collections.abc import Mapping
 
-__all__ = ["Token"]
+__all__ = ["Token", "lifetime"]
 
 # Ten years: a longer lifetime is a server's way of saying "does not expire"
 # (or a typo), and must not become a 300-digit expiry.
@@ -28,19 +28,25 @@ class Token:
     ) -> "Token":
         """Build from a token endpoint's JSON; ``expires_in`` becomes absolute."""
         now = time.time() if now is None else now
-        lifetime = _lifetime(body.get("expires_in"))
-        expires_at = None if lifetime is None else int(now + lifetime)
+        seconds = lifetime(body.get("expires_in"))
+        expires_at = None if seconds is None else int(now + seconds)
         return cls(
             access_token=str(body.get("access_token", "")),
-            refresh_token=str(body.get("refresh_token") or ""),
+            refresh_token=_text(body.get("refresh_token")),
             expires_at=expires_at,
-            scope=str(body.get("scope") or ""),
+            scope=_text(body.get("scope")),
             token_type=str(body.get("token_type") or "Bearer"),
-            id_token=str(body.get("id_token") or ""),
+            id_token=_text(body.get("id_token")),
         )
 
 
-def _lifetime(expires_in: object) -> float | None:
+def _text(value: object) -> str:
+    # A JSON object or number where a string belongs is no value at all, not
+    # its Python repr: a refresh token of "{'a': 1}" would be stored and sent.
+    return value if isinstance(value, str) else ""
+
+
+def lifetime(expires_in: object) -> float | None:
     """Seconds from RFC 6749 §5.1 ``expires_in``; None when absent or unusable.
 
     An unusable value only costs the expiry: the token is then used until the
@@ -50,6 +56,7 @@ def _lifetime(expires_in: object) -> float | None:
         return None
     try:
         seconds = float(expires_in)
-    except ValueError:
+    except (OverflowError, ValueError):
+        # OverflowError: a JSON integer of hundreds of digits.
         return None
     return seconds if 0 <= seconds <= _LONGEST else None

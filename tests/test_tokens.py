@@ -1,9 +1,12 @@
 """helper.tokens and the token-response check every flow ends with."""
 
 import pytest
+from flows.fakeserver import FakeServer, Reply
 
 from helper.errors import FlowError
 from helper.flows._token import token_from
+from helper.flows.refresh import refresh
+from helper.providers import Provider
 from helper.tokens import Token
 
 NOW = 1_700_000_000
@@ -54,3 +57,42 @@ def test_other_token_types_are_refused(kind: str) -> None:
 
     assert "only Bearer tokens" in str(caught.value)
     assert "secret-at" not in str(caught.value)
+
+
+HUGE = int("1" + "0" * 400)
+
+
+@pytest.mark.parametrize("expires_in", [HUGE, -HUGE, float("inf"), float("nan")])
+def test_expires_in_out_of_any_range_is_none(expires_in: object) -> None:
+    token = Token.from_response({"access_token": "at", "expires_in": expires_in}, NOW)
+
+    assert token.expires_at is None
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, ["rt"], 5, None, ""])
+def test_a_refresh_token_that_is_not_a_string_is_absent(value: object) -> None:
+    token = Token.from_response({"access_token": "at", "refresh_token": value}, NOW)
+
+    assert token.refresh_token == ""
+
+
+def test_a_scope_that_is_not_a_string_is_absent() -> None:
+    token = Token.from_response({"access_token": "at", "scope": 5}, NOW)
+
+    assert token.scope == ""
+
+
+def test_an_empty_token_type_is_bearer() -> None:
+    token = token_from({"access_token": "at", "token_type": ""}, "idp.test")
+
+    assert (token.access_token, token.token_type) == ("at", "Bearer")
+
+
+def test_a_refresh_answer_with_an_object_keeps_the_old_refresh_token() -> None:
+    body = {"access_token": "at", "refresh_token": {"value": "x"}}
+    with FakeServer() as fake:
+        fake.route("/token", Reply(200, body))
+
+        token = refresh(Provider(client_id="c", token_url=fake.url("/token")), "rt")
+
+    assert (token.access_token, token.refresh_token) == ("at", "rt")

@@ -14,8 +14,9 @@ def token_from(body: Mapping[str, object], host: str) -> Token:
         raise FlowError(f"{host} answered without an access_token")
     # RFC 6749 §7.1: a client must not use a token whose type it does not
     # understand; sent as a bearer password, a MAC or DPoP token just fails.
+    # An empty token_type is as good as none: Bearer, as Token assumes.
     kind = body.get("token_type")
-    if kind is not None and str(kind).lower() != "bearer":
+    if kind not in (None, "") and str(kind).lower() != "bearer":
         raise FlowError(
             f"{host} issued a {str(kind)[:20]!r} token; only Bearer tokens can be "
             "used as a password"

@@ -3,6 +3,7 @@ the system browser and a loopback redirect (RFC 8252).
 """
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -20,7 +21,7 @@ from helper.errors import FlowError, TransientError
 from helper.flows._token import token_from
 from helper.loopback import Listener
 from helper.providers import Provider
-from helper.tokens import Token
+from helper.tokens import Token, lifetime
 
 __all__ = ["login_browser"]
 
@@ -91,8 +92,31 @@ def _session(provider: Provider, redirect_uri: str) -> Any:
 def _classify(response: requests.Response) -> requests.Response:
     # Before oauthlib parses it: 5xx and non-JSON become TransientError, an
     # RFC 6749 §5.2 error body a FlowError carrying its code.
-    http.parse_json(response)
+    body = http.parse_json(response)
+    response._content = json.dumps(_parseable(body)).encode()
     return response
+
+
+def _parseable(body: dict[str, Any]) -> dict[str, Any]:
+    """*body* without what oauthlib would crash on after the user signed in.
+
+    oauthlib int()s expires_in ("abc": ValueError, 1e400: OverflowError) and
+    splits scope as a string. An unusable expires_in is dropped, as Token
+    drops it; a scope that is not a string (or list of strings) is absent,
+    which RFC 6749 §5.1 reads as the scope requested.
+    """
+    body = dict(body)
+    seconds = lifetime(body.pop("expires_in", None))
+    if seconds is not None:
+        body["expires_in"] = int(seconds)
+    scope = body.get("scope")
+    if not (isinstance(scope, str) or _strings(scope)):
+        body.pop("scope", None)
+    return body
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _authorization_url(

@@ -244,6 +244,57 @@ def test_answer_without_access_token_is_a_flow_error(fake, browser):
     assert type(info.value) is FlowError
 
 
+def test_a_redirect_from_the_token_endpoint_is_not_followed(fake, browser):
+    with FakeServer() as elsewhere:
+        elsewhere.route("/token", Reply(200, {"access_token": "stolen"}))
+        # 0.0.0.0 reaches that server but is no loopback address.
+        location = elsewhere.url("/token").replace("127.0.0.1", "0.0.0.0")  # noqa: S104
+        AuthServer(fake).token_reply = Reply(308, "", headers={"Location": location})
+
+        with pytest.raises(FlowError, match="answered a redirect") as info:
+            login_browser(make_provider(fake, client_secret="sec"), timeout=10)
+
+    assert type(info.value) is FlowError
+    assert fake.seen("/token")[0].form["code"] == CODE
+    assert elsewhere.requests == []
+
+
+HUGE = "1" + "0" * 400
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "expected"),
+    [
+        ("expires_in", '"abc"', None),
+        ("expires_in", "1e400", None),
+        ("expires_in", HUGE, None),
+        ("expires_in", '"59.9"', 59),
+        ("expires_in", "[300]", None),
+        ("scope", "5", ""),
+        ("scope", '{"openid": true}', ""),
+        ("scope", '["openid", "email"]', "openid email"),
+    ],
+)
+def test_odd_values_in_the_token_answer_do_not_fail_the_sign_in(
+    fake, browser, field, raw, expected
+):
+    # Raw JSON text: 1e400 and a 401-digit integer are valid JSON numbers.
+    body = f'{{"access_token": "{ACCESS}", "refresh_token": "{REFRESH}", '
+    body += f'"token_type": "Bearer", "{field}": {raw}}}'
+    AuthServer(fake).token_reply = Reply(200, body)
+
+    started = int(time.time())
+    token = login_browser(make_provider(fake), timeout=10)
+
+    assert (token.access_token, token.refresh_token) == (ACCESS, REFRESH)
+    if field == "scope":
+        assert token.scope == expected
+    elif expected is None:
+        assert token.expires_at is None
+    else:
+        assert started + expected <= token.expires_at <= int(time.time()) + expected
+
+
 def test_over_tls_with_the_test_ca(tmp_path, monkeypatch, browser):
     context, ca_path = tls_context(tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_path))
