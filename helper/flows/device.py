@@ -2,6 +2,7 @@
 browser: show a code, let the user approve it elsewhere, poll for the token.
 """
 
+import math
 import time
 from typing import Any
 
@@ -9,7 +10,7 @@ from helper import http, logs
 from helper.errors import ConfigError, FlowError, TransientError
 from helper.flows._token import token_from
 from helper.providers import Provider
-from helper.tokens import Token
+from helper.tokens import Token, lifetime
 
 __all__ = ["DEFAULT_INTERVAL", "SLOW_DOWN_STEP", "login_device"]
 
@@ -91,18 +92,18 @@ def _announce(provider: Provider, grant: dict[str, Any]) -> None:
 
 def _lifetime(grant: dict[str, Any], timeout: float) -> float:
     # The device code dies after expires_in (§3.2): polling longer is futile.
-    try:
-        return min(timeout, float(grant["expires_in"]))
-    except (KeyError, TypeError, ValueError):
-        return timeout
+    # An unusable one (absent, negative, 400 digits) leaves our timeout.
+    seconds = lifetime(grant.get("expires_in"))
+    return timeout if seconds is None else min(timeout, seconds)
 
 
 def _interval(grant: dict[str, Any]) -> float:
     try:
         interval = float(grant["interval"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
+        # OverflowError: a JSON integer too large for a float.
         return DEFAULT_INTERVAL
-    return interval if interval > 0 else DEFAULT_INTERVAL
+    return interval if 0 < interval < math.inf else DEFAULT_INTERVAL
 
 
 def _poll(provider: Provider, grant: dict[str, Any], deadline: float) -> Token:

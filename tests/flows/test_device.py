@@ -1,6 +1,7 @@
 """helper.flows.device (RFC 8628) against a scripted local provider."""
 
 import itertools
+import json
 import time
 import urllib.parse
 
@@ -232,3 +233,48 @@ def test_an_unsafe_complete_uri_is_left_out(fake, prompts):
 
     assert login_device(make_provider(fake), timeout=5).access_token == "at"
     assert len(prompts()) == 1 and "FAKE" not in prompts()[0]
+
+
+HUGE = "1" + "0" * 400
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("interval", HUGE),
+        ("interval", "1e400"),
+        ("interval", "-1"),
+        ("expires_in", HUGE),
+        ("expires_in", "-" + HUGE),
+        ("expires_in", "1e400"),
+    ],
+)
+def test_unusable_numbers_in_the_grant_fall_back_to_defaults(fake, field, raw):
+    # Raw JSON text: a 401-digit integer is a valid JSON number.
+    grant = {k: v for k, v in GRANT.items() if k != field}
+    body = json.dumps(grant)[:-1] + f', "{field}": {raw}}}'
+    fake.route("/device/auth", Reply(200, body))
+    fake.route("/token", PENDING, TOKENS)
+
+    started = time.monotonic()
+    token = login_device(make_provider(fake), timeout=5)
+
+    assert token.access_token == "at"
+    assert len(fake.seen("/token")) == 2
+    # The default interval (0.05 s here), not hundreds of digits of seconds.
+    assert time.monotonic() - started < 2
+
+
+def test_a_redirect_from_the_token_endpoint_is_not_followed(fake):
+    with FakeServer() as elsewhere:
+        elsewhere.route("/token", TOKENS)
+        # 0.0.0.0 reaches that server but is no loopback address.
+        location = elsewhere.url("/token").replace("127.0.0.1", "0.0.0.0")  # noqa: S104
+        fake.route("/device/auth", Reply(200, GRANT))
+        fake.route("/token", Reply(308, "", headers={"Location": location}))
+
+        with pytest.raises(FlowError, match="answered a redirect"):
+            login_device(make_provider(fake), timeout=5)
+
+    assert fake.seen("/token")[0].form["device_code"] == GRANT["device_code"]
+    assert elsewhere.requests == []
