@@ -4,7 +4,7 @@ import certifi
 import pytest
 from flows.fakeserver import FakeServer, Reply, tls_context
 
-from helper import http
+from helper import discovery, http
 from helper.errors import ConfigError, FlowError, TransientError
 
 SECRET = "client-secret-value-4711"
@@ -261,3 +261,28 @@ def test_redirect_of_a_get_to_loopback_http_is_followed(fake, elsewhere):
 
     with http.session() as session:
         assert session.get(fake.url("/meta")).json() == {"ok": "followed"}
+
+
+OIDC = "/.well-known/openid-configuration"
+
+
+@pytest.fixture
+def discovery_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def test_discovery_follows_a_redirect_to_https_only(
+    fake, tls, elsewhere, discovery_cache
+):
+    document = {"issuer": fake.origin, "token_endpoint": fake.url("/token")}
+    tls.route(OIDC, Reply(200, document))
+    fake.route(OIDC, Reply(302, "", headers={"Location": tls.url(OIDC)}))
+
+    assert discovery.discover(fake.origin) == document
+
+    issuer = fake.url("/moved")
+    target = off_loopback(elsewhere, OIDC)
+    fake.route("/moved" + OIDC, Reply(302, "", headers={"Location": target}))
+    with pytest.raises(ConfigError, match=r"redirect from 127\.0\.0\.1"):
+        discovery.discover(issuer)
+    assert elsewhere.requests == []
