@@ -186,7 +186,7 @@ def _why_no_token(cred: Credential, resolved: settings.Settings) -> str:
     if provider is None and plain:
         return "a token would travel unencrypted over plain http; use the https URL"
     if provider is None:
-        return "no preset, git config or file entry serves this host"
+        return _unserved_reason(resolved)
     if not provider.client_id:
         return (
             "this host needs an OAuth client ID: run git config --global "
@@ -293,9 +293,10 @@ def explain(url: str, as_json: bool) -> None:
     reported on stderr, with exit status 1.
     """
     cred, _ = _request(url)
-    provider = settings.resolve(cred).provider
+    resolved = settings.resolve(cred)
+    provider = resolved.provider
     if provider is None:
-        _unserved(f"{cred.protocol}://{cred.host}", as_json)
+        _unserved(f"{cred.protocol}://{cred.host}", _unserved_reason(resolved), as_json)
         return
     # Settings are shown even when they are broken: that is when people look.
     problems = list(dict.fromkeys(_discover(provider) + _url_problems(provider)))
@@ -309,11 +310,21 @@ def explain(url: str, as_json: bool) -> None:
         raise HelperError("; ".join(problems))
 
 
-def _unserved(origin: str, as_json: bool) -> None:
+def _unserved_reason(resolved: settings.Settings) -> str:
+    if resolved.serverless:
+        return (
+            "its settings name no server: set oauthIssuer, or oauthAuthURL and "
+            "oauthTokenURL, or oauthPreset"
+        )
+    return "no preset, git config or file entry serves this host"
+
+
+def _unserved(origin: str, reason: str, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"served": False, "origin": origin}, indent=2))
+        shown = {"served": False, "origin": origin, "reason": reason}
+        click.echo(json.dumps(shown, indent=2))
     else:
-        click.echo(f"{origin}: not served (no preset, git config or file entry)")
+        click.echo(f"{origin}: not served ({reason})")
 
 
 def _discover(provider: Provider) -> list[str]:

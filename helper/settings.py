@@ -65,11 +65,18 @@ log = logs.get(__name__)
 
 
 class Settings:
-    """What one request resolved to: a provider (or none) and the caller's mode."""
+    """What one request resolved to: a provider (or none) and the caller's mode.
 
-    def __init__(self, provider: Provider | None, interactive: bool) -> None:
+    ``serverless`` is True when settings apply to the host but none says where
+    its server is (a client ID alone, perhaps set for every host): not served.
+    """
+
+    def __init__(
+        self, provider: Provider | None, interactive: bool, serverless: bool = False
+    ) -> None:
         self.provider = provider
         self.interactive = interactive
+        self.serverless = serverless
 
 
 def resolve(cred: Credential) -> Settings:
@@ -78,9 +85,15 @@ def resolve(cred: Credential) -> Settings:
     from_file = _file_entry(cred.host)
     from_git = _from_git(git)
     provider = Provider()
-    found = _apply_preset(provider, cred, from_file, from_git)
-    found |= _apply(provider, from_file, "file")
-    found |= _apply(provider, from_git, "git config")
+    preset = _apply_preset(provider, cred, from_file, from_git)
+    given = _apply(provider, from_file, "file") | _apply(
+        provider, from_git, "git config"
+    )
+    # A key set for every host (credential.oauthClientId) must not make each
+    # one served: only a preset or a named server does.
+    found = preset or bool(_SERVER_KEYS & (from_file.keys() | from_git.keys()))
+    if given and not found:
+        return Settings(None, _interactive(git), serverless=True)
     if found and cred.protocol.lower() == "http" and not is_loopback_host(cred.host):
         # A token sent over plain http is readable on the way: never sign in
         # for one. (What git itself stored for such a host is still served.)

@@ -134,14 +134,39 @@ def test_unserved_url(env: dict[str, str]) -> None:
     as_json = helper(env, "explain", "--json", "https://unknown.example:8443/x")
 
     assert (done.returncode, as_json.returncode) == (0, 0)
-    assert done.stdout == (
-        "https://unknown.example: not served (no preset, git config or file entry)\n"
-    )
+    reason = "no preset, git config or file entry serves this host"
+    assert done.stdout == f"https://unknown.example: not served ({reason})\n"
     assert json.loads(as_json.stdout) == {
         "served": False,
         "origin": "https://unknown.example:8443",
+        "reason": reason,
     }
     assert as_json.stderr == ""
+
+
+def test_settings_naming_no_server_are_explained(env: dict[str, str]) -> None:
+    # A client ID set for every host serves none of them; explain says why.
+    subprocess.run(
+        ["git", "config", "--global", "credential.oauthClientId", "everywhere"],
+        env=env,
+        check=True,
+    )
+
+    done = helper(env, "explain", "https://random.example/x")
+    get = subprocess.run(
+        [HELPER, "get"],
+        input="protocol=https\nhost=random.example\n\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+    assert done.stdout == (
+        "https://random.example: not served (its settings name no server: set "
+        "oauthIssuer, or oauthAuthURL and oauthTokenURL, or oauthPreset)\n"
+    )
+    assert (get.returncode, get.stdout, get.stderr) == (0, "", "")
 
 
 def test_help_documents_the_json_shape(env: dict[str, str]) -> None:

@@ -23,6 +23,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+# Where the test hosts' server would be: a host is served once one is named.
+ISSUER = "https://idp.example"
+
+
 def git_config(home: Path, key: str, value: str) -> None:
     env = {**os.environ, "GIT_CONFIG_GLOBAL": str(home / "gitconfig")}
     subprocess.run(["git", "config", "--global", key, value], check=True, env=env)
@@ -43,6 +47,7 @@ def test_unknown_host_is_not_served(home: Path) -> None:
 
 def test_git_config_applies_per_url(home: Path) -> None:
     git_config(home, "credential.https://git.example.oauthClientId", "cid")
+    git_config(home, "credential.https://git.example.oauthIssuer", ISSUER)
     git_config(home, "credential.https://git.example.oauthScopes", "write, read")
 
     provider = resolve(Credential(protocol="https", host="git.example")).provider
@@ -123,7 +128,8 @@ def test_file_values_of_the_wrong_type_are_config_errors(
 def test_file_values_of_the_right_type_are_taken(home: Path) -> None:
     write_file(
         home,
-        '[hosts."git.example"]\nclient_id = "cid"\nexpiry_margin = 90\n'
+        f'[hosts."git.example"]\nclient_id = "cid"\nissuer = "{ISSUER}"\n'
+        "expiry_margin = 90\n"
         'redirect_ports = [8021, "8030-8031"]\nauth_params = { prompt = "x" }\n',
     )
 
@@ -231,6 +237,7 @@ def test_plain_http_is_served_on_loopback_only(
     home: Path, host: str, served: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     git_config(home, f"credential.http://{host}.oauthClientId", "cid")
+    git_config(home, f"credential.http://{host}.oauthIssuer", ISSUER)
 
     for protocol in ("http", "HTTP"):
         settings = resolve(Credential(protocol=protocol, host=host))
@@ -242,6 +249,7 @@ def test_plain_http_is_served_on_loopback_only(
 def test_git_config_for_one_user_applies_to_that_user(home: Path) -> None:
     git_config(home, "credential.https://bob@git.example.oauthClientId", "bobs")
     git_config(home, "credential.https://git.example.oauthClientId", "anyone")
+    git_config(home, "credential.https://git.example.oauthIssuer", ISSUER)
 
     def client_id(username: str) -> str:
         cred = Credential(protocol="https", host="git.example", username=username)
@@ -258,6 +266,7 @@ def test_git_config_for_one_user_applies_to_that_user(home: Path) -> None:
 
 def test_a_path_with_a_stray_percent_still_finds_its_settings(home: Path) -> None:
     git_config(home, "credential.https://git.example.oauthClientId", "cid")
+    git_config(home, "credential.https://git.example.oauthIssuer", ISSUER)
 
     cred = Credential(protocol="https", host="git.example", path="x%zz y/ü.git")
     provider = resolve(cred).provider
@@ -270,8 +279,22 @@ def test_a_path_with_a_stray_percent_still_finds_its_settings(home: Path) -> Non
 def test_any_user_name_keeps_the_host_served(home: Path, username: str) -> None:
     # git itself applies credential.https://HOST.* whatever the user name.
     git_config(home, "credential.https://git.example.oauthClientId", "cid")
+    git_config(home, "credential.https://git.example.oauthIssuer", ISSUER)
 
     cred = Credential(protocol="https", host="git.example", username=username)
     provider = resolve(cred).provider
 
     assert provider is not None and provider.client_id == "cid"
+
+
+def test_a_key_for_every_host_serves_none_of_them(home: Path) -> None:
+    # credential.oauthClientId applies to every URL; no host becomes served
+    # by it, so unrelated remotes still get no output and no error.
+    git_config(home, "credential.oauthClientId", "everywhere")
+    git_config(home, "credential.https://git.example.oauthIssuer", ISSUER)
+
+    unrelated = resolve(Credential(protocol="https", host="random.example"))
+    named = resolve(Credential(protocol="https", host="git.example")).provider
+
+    assert (unrelated.provider, unrelated.serverless) == (None, True)
+    assert named is not None and named.client_id == "everywhere"
