@@ -162,14 +162,26 @@ def env(helper_env: dict[str, str]) -> dict[str, str]:
     return {**helper_env, **SSH, "BROWSER": "true", "OAUTH_HELPER_DEBUG": "1"}
 
 
+def paste_sign_in(
+    argv: list[str], env: dict[str, str]
+) -> tuple[str, bool, tuple[int, str, str]]:
+    """Run *argv* on a terminal, sign in elsewhere, paste the address there.
+
+    The address, whether the helper was still waiting unanswered, and the
+    helper's (exit status, stdout, terminal output).
+    """
+    with Terminal(argv, env) as term:
+        address, unanswered = sign_in_elsewhere(term)
+        term.type(address)
+        return address, unanswered, term.finish()
+
+
 def test_a_pasted_address_signs_in_over_ssh(
     env: dict[str, str], provider: Provider
 ) -> None:
     serve(env, provider)
-    with Terminal(["oauth-helper", "token", f"{FORGE}/team/repo.git"], env) as term:
-        address, unanswered = sign_in_elsewhere(term)
-        term.type(address)
-        status, out, shown = term.finish()
+    argv = ["oauth-helper", "token", f"{FORGE}/team/repo.git"]
+    address, unanswered, (status, out, shown) = paste_sign_in(argv, env)
 
     assert unanswered
     assert status == 0, shown
@@ -244,10 +256,8 @@ def test_a_pasted_address_signs_in_through_msal(
     browser = str(tmp_path / "no-such-browser")
     env = {**helper_env, "BROWSER": browser, "OAUTH_HELPER_DEBUG": "1"}
     serve(env, tenant, oauthAuthority=tenant.issuer)
-    with Terminal(["oauth-helper", "token", FORGE], env) as term:
-        address, unanswered = sign_in_elsewhere(term)
-        term.type(address)
-        status, out, shown = term.finish()
+    argv = ["oauth-helper", "token", FORGE]
+    address, unanswered, (status, out, shown) = paste_sign_in(argv, env)
 
     assert unanswered
     assert status == 0, shown
