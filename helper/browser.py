@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import shlex
+import subprocess
 import sys
 import warnings
 import webbrowser
@@ -16,6 +17,11 @@ __all__ = ["can_open_browser", "open_url"]
 log = logging.getLogger(__name__)
 
 _registered_for: str | None = None
+
+# How long a BROWSER command gets to report failure by its exit status. One
+# still running then has started a browser (in the foreground); one that
+# exited 0 has handed the URL on, as a command that returns at once does.
+_SETTLE = 0.25
 
 
 def can_open_browser() -> bool:
@@ -39,27 +45,47 @@ def open_url(url: str) -> bool:
             # webbrowser would try BROWSER again, waiting: it replaces the
             # platform defaults here rather than going ahead of them.
             if os.environ.get("BROWSER"):
-                return any(command.open(url) for command in _browser_commands())
+                return any(_start(argv, url) for argv in _browser_commands())
             return webbrowser.open(url)
     except (webbrowser.Error, OSError) as exc:
         log.debug("could not open a browser: %s", type(exc).__name__)
         return False
 
 
-def _browser_commands() -> list[webbrowser.BackgroundBrowser]:
-    """The commands in BROWSER, in order, each started in its own session.
-
-    webbrowser itself waits for a BROWSER command to exit (GenericBrowser),
-    so a script that stays in the foreground would hold the sign-in until it
-    quits, while the loopback listener is not yet answering.
-    """
+def _browser_commands() -> list[list[str]]:
+    """The commands in BROWSER, in order, each as argv with %s for the URL."""
     commands = []
     for part in os.environ.get("BROWSER", "").split(os.pathsep):
         argv = _command_line(part)
         if argv:
-            commands.append(webbrowser.BackgroundBrowser(argv))
+            commands.append(argv)
 
     return commands
+
+
+def _start(argv: list[str], url: str) -> bool:
+    """Run one BROWSER command in a session of its own; whether it worked.
+
+    webbrowser waits for a BROWSER command to exit (GenericBrowser), so one
+    that stays in the foreground would hold the sign-in; its BackgroundBrowser
+    counts a command as started only if it is still running the instant
+    after it was spawned, so a command that hands the URL on and returns at
+    once would race. The exit status, when there is one, decides instead.
+    """
+    command = [arg.replace("%s", url) for arg in argv]
+    try:
+        process = subprocess.Popen(command, close_fds=True, start_new_session=True)
+    except OSError as exc:
+        log.debug("could not start a BROWSER command: %s", type(exc).__name__)
+        return False
+    try:
+        status = process.wait(timeout=_SETTLE)
+    except subprocess.TimeoutExpired:
+        return True
+
+    if status != 0:
+        log.debug("a BROWSER command exited with status %d", status)
+    return status == 0
 
 
 def _command_line(part: str) -> list[str]:
@@ -83,8 +109,8 @@ def _command_line(part: str) -> list[str]:
 def _left_running() -> Iterator[None]:
     """Let a started browser outlive its Popen object without a warning.
 
-    BackgroundBrowser keeps no handle on the browser; subprocess warns that
-    the child still runs, then keeps it on its own list and reaps it later.
+    No handle on a browser still running is kept; subprocess warns that the
+    child still runs, then keeps it on its own list and reaps it later.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings(

@@ -244,6 +244,34 @@ def test_a_browser_that_cannot_start_reports_false(monkeypatch, tmp_path, value)
     assert browser.open_url(URL) is False
 
 
+def test_a_browser_command_that_returns_at_once_counts_as_started(
+    monkeypatch, tmp_path
+):
+    # As BROWSER commands are meant to: hand the URL on and exit 0 at once.
+    # Counting only commands still running just after the spawn was a race.
+    quick = script(tmp_path, "quick", '#!/bin/sh\necho "$1" >> "$MARKER"\n')
+    monkeypatch.setenv("BROWSER", str(quick))
+    monkeypatch.setenv("MARKER", str(tmp_path / "opened"))
+
+    assert [browser.open_url(URL) for _ in range(20)] == [True] * 20
+    assert (tmp_path / "opened").read_text().splitlines() == [URL] * 20
+
+
+def test_a_browser_command_that_fails_gives_way_to_the_next(monkeypatch, tmp_path):
+    failing = script(tmp_path, "failing", '#!/bin/sh\necho "$1" > "$FAILED"\nexit 3\n')
+    quick = script(tmp_path, "quick", '#!/bin/sh\necho "$1" > "$MARKER"\n')
+    monkeypatch.setenv("FAILED", str(tmp_path / "failed"))
+    monkeypatch.setenv("MARKER", str(tmp_path / "opened"))
+
+    monkeypatch.setenv("BROWSER", str(failing))
+    assert browser.open_url(URL) is False
+    assert (tmp_path / "failed").read_text().strip() == URL
+
+    monkeypatch.setenv("BROWSER", f"{failing}{os.pathsep}{quick}")
+    assert browser.open_url(URL) is True
+    assert (tmp_path / "opened").read_text().strip() == URL
+
+
 def wait_for(path, timeout=10.0):
     """The stripped text of *path* once a browser has written it."""
     deadline = time.monotonic() + timeout
