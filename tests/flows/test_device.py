@@ -86,7 +86,8 @@ def test_slow_down_widens_the_interval(fake):
     login_device(make_provider(fake), timeout=10)
 
     first, second, third = gaps(fake)
-    assert first < 0.2
+    # Below the widened wait, with room for a loaded machine's scheduling.
+    assert first < 0.28
     # After slow_down every later wait is at least 0.05 + 0.25 s (§3.5).
     assert second >= 0.29
     assert third >= 0.29
