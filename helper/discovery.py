@@ -47,6 +47,7 @@ def discover(issuer: str, url: str = "") -> dict[str, Any]:
     *url* is a metadata URL the provider documents; it is tried first.
     """
     http.require_secure(issuer, "issuer")
+    _require_plain_issuer(issuer)
     if url:
         http.require_secure(url, "discovery_url")
     cached = _read_cache(issuer)
@@ -56,6 +57,17 @@ def discover(issuer: str, url: str = "") -> dict[str, Any]:
     document = _fetch_first(issuer, url)
     _write_cache(issuer, document)
     return document
+
+
+def _require_plain_issuer(issuer: str) -> None:
+    # RFC 8414 §2: an issuer has no query or fragment; user info has no place
+    # in it either, and none of them may reach a message.
+    parts = urllib.parse.urlsplit(issuer)
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise ConfigError(
+            f"issuer must be a URL without user info, query or fragment "
+            f"(RFC 8414 §2), got {http.shown(issuer)!r}"
+        )
 
 
 def well_known_urls(issuer: str) -> list[str]:
@@ -84,7 +96,7 @@ def _fetch_first(issuer: str, url: str) -> dict[str, Any]:
             try:
                 return _fetch(session, issuer, candidate)
             except _NotHere as exc:
-                reasons.append(f"{candidate}: {exc}")
+                reasons.append(f"{http.shown(candidate)}: {exc}")
 
     raise ConfigError(
         f"no OAuth metadata for {issuer} ({'; '.join(reasons)}); "
@@ -98,7 +110,8 @@ def _fetch(session: requests.Session, issuer: str, url: str) -> dict[str, Any]:
     except requests.RequestException as exc:
         # Unreachable host: the other well-known URLs would fail the same way.
         raise ConfigError(
-            f"cannot fetch {url}: {type(exc).__name__}; check the network and issuer"
+            f"cannot fetch {http.shown(url)}: {type(exc).__name__}; "
+            "check the network and issuer"
         ) from None
     if response.status_code != 200:
         raise _NotHere(f"HTTP {response.status_code}")
@@ -119,14 +132,14 @@ def _validate(issuer: str, url: str, document: dict[str, Any]) -> None:
     # an attacker's document could send our tokens to its own endpoints.
     if document.get("issuer") != issuer:
         raise ConfigError(
-            f"{url} names issuer {str(document.get('issuer'))[:100]!r}, "
+            f"{http.shown(url)} names issuer {str(document.get('issuer'))[:100]!r}, "
             f"expected {issuer!r}"
         )
 
     for key in _ENDPOINTS:
         value = document.get(key)
         if value is not None:
-            http.require_secure(str(value), f"{key} in {url}")
+            http.require_secure(str(value), f"{key} in {http.shown(url)}")
 
 
 def _cache_path(issuer: str) -> pathlib.Path:

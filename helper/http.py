@@ -26,6 +26,7 @@ __all__ = [
     "post_form",
     "require_secure",
     "session",
+    "shown",
 ]
 
 log = logging.getLogger(__name__)
@@ -163,11 +164,15 @@ def require_secure(url: str, what: str) -> None:
     if parts.scheme == "http" and is_loopback(parts.hostname or ""):
         return
 
-    raise ConfigError(f"{what} must be an https URL, got {_shown(url)!r}")
+    raise ConfigError(f"{what} must be an https URL, got {shown(url)!r}")
 
 
-def _shown(url: str) -> str:
-    # Only scheme, host and path: a misconfigured URL may carry userinfo.
+def shown(url: str) -> str:
+    """*url* as a message may show it: scheme, host and path only.
+
+    A misconfigured URL may carry a password as user info, a token in its
+    query or fragment.
+    """
     parts = urllib.parse.urlsplit(url)
     return f"{parts.scheme}://{host_of(url)}{parts.path}" if parts.scheme else url
 
@@ -232,5 +237,5 @@ def post_form(
             f"cannot reach {host_of(url)}: {type(exc).__name__}; check the network"
         ) from None
 
-    log.debug("POST %s -> HTTP %s", _shown(url), response.status_code)
+    log.debug("POST %s -> HTTP %s", shown(url), response.status_code)
     return parse_json(response)

@@ -132,6 +132,41 @@ def test_insecure_issuer_is_refused():
         discovery.discover("http://id.example")
 
 
+@pytest.mark.parametrize(
+    "suffix", ["?tenant=secret-value", "#secret-value", "?a=1#secret-value"]
+)
+def test_issuer_with_query_or_fragment_is_refused_unfetched(fake, suffix):
+    with pytest.raises(ConfigError) as raised:
+        discovery.discover(fake.origin + "/realm" + suffix)
+
+    message = str(raised.value)
+    assert "RFC 8414" in message
+    assert f"{fake.origin}/realm'" in message
+    assert "secret-value" not in message
+    assert fake.requests == []
+
+
+def test_issuer_with_user_info_is_refused_unshown(fake):
+    issuer = fake.origin.replace("://", "://me:secret-value@")
+
+    with pytest.raises(ConfigError, match="without user info") as raised:
+        discovery.discover(issuer)
+
+    assert "secret-value" not in str(raised.value)
+    assert fake.requests == []
+
+
+def test_a_documented_url_with_a_query_is_not_shown_whole(fake):
+    url = fake.url("/meta?key=secret-value")
+
+    with pytest.raises(ConfigError) as raised:
+        discovery.discover(fake.origin, url)
+
+    message = str(raised.value)
+    assert f"{fake.url('/meta')}: HTTP 404" in message
+    assert "secret-value" not in message
+
+
 def test_expired_cache_is_refetched(fake):
     fake.route(OIDC, Reply(200, document(fake.origin)))
     discovery.discover(fake.origin)
