@@ -12,7 +12,13 @@ import time
 from helper import logs
 from helper.errors import StoreError
 from helper.store import files
-from helper.store.records import Record, host_hash, parse_record, token_digest
+from helper.store.records import (
+    Record,
+    host_hash,
+    parse_record,
+    parse_secrets,
+    token_digest,
+)
 
 # typing.TYPE_CHECKING without importing typing: every git command loads this.
 TYPE_CHECKING = False
@@ -133,10 +139,10 @@ class Store:
             text = sealing.unseal(record.key_hash, record.sealed).decode(
                 "utf-8", "surrogateescape"
             )
+            secrets = parse_secrets(text)
         except StoreError as exc:
             self._warn_once(f"cannot unlock a stored token ({exc}); ignoring it")
             return None
-        secrets = dict(line.partition("=")[::2] for line in text.splitlines())
         return record.copy(**secrets)
 
     def save(self, record: Record) -> Record:

@@ -177,6 +177,24 @@ def parse_record(text: str) -> Record:
     return Record(**values)
 
 
+def parse_secrets(text: str) -> dict[str, str]:
+    """The secret fields of unsealed text, split as they were joined.
+
+    Only LF separates lines: str.splitlines() would also split at characters
+    a secret may hold (VT, FF, U+2028...), and let one value forge another.
+    """
+    lines = text.split("\n")
+    if lines[-1] != "":
+        raise StoreError("sealed secrets are not in the expected format")
+    secrets: dict[str, str] = {}
+    for line in lines[:-1]:
+        key, sep, value = line.partition("=")
+        if not sep or key not in SECRET_FIELDS:
+            raise StoreError("sealed secrets hold an unexpected line")
+        secrets[key] = value
+    return secrets
+
+
 def host_hash(protocol: str, host: str) -> str:
     """Name of the folder holding every record for one protocol and host."""
     return _digest(f"{protocol}://{host.lower()}")

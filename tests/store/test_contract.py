@@ -56,6 +56,20 @@ def test_round_trip_keeps_16_kb_tokens(store: Store) -> None:
     assert (refresh in text) is (store.kind == "file")
 
 
+# Characters str.splitlines() breaks at; only CR, LF and NUL are refused.
+ODD_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def test_secrets_with_other_line_breaks_round_trip(store: Store) -> None:
+    password = f"abc{ODD_BREAKS}def"
+    forged = "x\u2028oauth_refresh_token=INJECTED"
+    store.save(credential(password=password))
+    store.save(credential("bob", password=forged))
+
+    assert secrets(store.reload(credential())) == (password, "")
+    assert secrets(store.reload(credential("bob"))) == (forged, "")
+
+
 @pytest.mark.usefixtures("real_keyring")
 def test_keyring_holds_only_a_32_byte_key(tmp_path: Path) -> None:
     import base64
