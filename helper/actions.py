@@ -233,7 +233,8 @@ def _holds(record: Record, password: str, st: Store) -> bool:
 
 
 def _valid_expiry(value: str) -> str:
-    return value if value.isdigit() else ""
+    # isdigit() alone accepts digits int() and the store refuse, such as "²".
+    return value if value.isascii() and value.isdigit() else ""
 
 
 def erase(cred: Credential, settings: Settings, st: Store) -> None:

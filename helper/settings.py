@@ -124,7 +124,12 @@ def is_loopback_host(host: str) -> bool:
     if name in ("localhost", "[::1]") or name.endswith(".localhost"):
         return True
     octets = name.split(".")
-    return len(octets) == 4 and octets[0] == "127" and all(o.isdigit() for o in octets)
+    return len(octets) == 4 and octets[0] == "127" and all(map(_is_number, octets))
+
+
+def _is_number(text: str) -> bool:
+    # isdigit() alone accepts digits int() refuses, such as "²".
+    return text.isascii() and text.isdigit()
 
 
 def _apply(provider: Provider, values: dict[str, object], source: str) -> bool:
@@ -266,7 +271,7 @@ def _to_seconds(value: object, where: str) -> int:
     seconds: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and _is_number(value.strip()):
         seconds = int(value)
     if seconds is None or not 0 <= seconds <= _MAX_MARGIN:
         raise ConfigError(

@@ -126,6 +126,14 @@ class TestStorage:
             "oauth_refresh_token": "rt-a",
         }
 
+    @pytest.mark.parametrize("expiry", ["²", "١٢٣٤٥٦٧٨٩٠", "+5", "5.0"])
+    def test_an_expiry_that_is_not_a_number_is_not_stored(
+        self, env: dict[str, str], expiry: str
+    ) -> None:
+        store(env, username="alice", password="pw-a", password_expiry_utc=expiry)
+
+        assert get(env) == {"username": "alice", "password": "pw-a"}
+
     def test_expired_credential_gives_its_refresh_token_alone(
         self, env: dict[str, str]
     ) -> None:

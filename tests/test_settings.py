@@ -8,7 +8,7 @@ import pytest
 
 from helper.errors import ConfigError
 from helper.protocol import Credential
-from helper.settings import resolve
+from helper.settings import is_loopback_host, resolve
 
 
 @pytest.fixture
@@ -214,12 +214,21 @@ def test_a_host_entry_that_is_not_a_table_is_a_config_error(home: Path) -> None:
         resolve(Credential(protocol="https", host="git.example"))
 
 
-def test_margin_out_of_range_in_git_config_is_refused(home: Path) -> None:
+@pytest.mark.parametrize("margin", ["-5", "²", "١٢٠"])
+def test_margin_out_of_range_in_git_config_is_refused(home: Path, margin: str) -> None:
     git_config(home, "credential.https://git.example.oauthClientId", "cid")
-    git_config(home, "credential.https://git.example.oauthExpiryMargin", "-5")
+    git_config(home, "credential.https://git.example.oauthExpiryMargin", margin)
 
-    with pytest.raises(ConfigError, match="from 0 to 86400, not '-5'"):
+    with pytest.raises(ConfigError, match=f"from 0 to 86400, not '{margin}'"):
         resolve(Credential(protocol="https", host="git.example"))
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.1.2.3:80", True), ("127.².0.1", False)],
+)
+def test_loopback_names_are_ascii_digits(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
 
 
 @pytest.mark.parametrize(
