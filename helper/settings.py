@@ -94,14 +94,7 @@ def resolve(cred: Credential) -> Settings:
     found = preset or bool(_SERVER_KEYS & (from_file.keys() | from_git.keys()))
     if given and not found:
         return Settings(None, _interactive(git), serverless=True)
-    if found and cred.protocol.lower() == "http" and not is_loopback_host(cred.host):
-        # A token sent over plain http is readable on the way: never sign in
-        # for one. (What git itself stored for such a host is still served.)
-        log.warning(
-            "not signing in for http://%s: a token would travel unencrypted; "
-            "use its https URL",
-            cred.host,
-        )
+    if found and not _signs_in_over(cred):
         found = False
     if not found:
         # client_id and scope in a request select a key; they do not make a
@@ -111,6 +104,29 @@ def resolve(cred: Credential) -> Settings:
     _apply(provider, _from_request(cred), "request")
     _prefer_device_without_secret(provider)
     return Settings(provider, _interactive(git))
+
+
+def _signs_in_over(cred: Credential) -> bool:
+    """Whether a token may be obtained for *cred*'s protocol; warns if not.
+
+    Only https keeps a token unreadable on the way (plain http only to this
+    machine). git asks for ftp, smtp and imap credentials too. What git
+    itself stored for such a host is still served.
+    """
+    protocol = cred.protocol.lower()
+    if protocol == "https" or (protocol == "http" and is_loopback_host(cred.host)):
+        return True
+    if protocol in ("http", "ftp"):
+        log.warning(
+            "not signing in for %s://%s: a token would travel unencrypted; "
+            "use its https URL",
+            protocol,
+            cred.host,
+        )
+    else:
+        # smtp, imap and the like are another program's business: stay quiet.
+        log.debug("no sign-in for protocol %r", protocol)
+    return False
 
 
 def is_loopback_host(host: str) -> bool:

@@ -232,6 +232,21 @@ def test_loopback_names_are_ascii_digits(host: str, loopback: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("protocol", "warned"),
+    [("ftp", True), ("FTP", True), ("ftps", False), ("smtp", False), ("imap", False)],
+)
+def test_no_sign_in_for_protocols_other_than_https(
+    home: Path, protocol: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A file entry names a host, not a protocol: it matches every one.
+    write_file(home, f'[hosts."git.example"]\nissuer = "{ISSUER}"\nclient_id = "c"\n')
+
+    assert resolve(Credential(protocol="https", host="git.example")).provider
+    assert resolve(Credential(protocol=protocol, host="git.example")).provider is None
+    assert ("travel unencrypted" in caplog.text) is warned
+
+
+@pytest.mark.parametrize(
     ("host", "served"),
     [
         ("git.example", False),
