@@ -206,7 +206,28 @@ def store(cred: Credential, settings: Settings, st: Store) -> None:
         origin="store",
     )
     with st.lock(record):
-        st.save(record)
+        st.save(_keeping_grant(record, st.reload(record)))
+
+
+def _keeping_grant(record: Record, current: Record | None) -> Record:
+    """*record*, over a sign-in's record of the same key without losing it.
+
+    git stores what the next helper or the user supplied when we could not
+    answer (the provider unreachable, say). Overwriting our record would
+    throw away the refresh token that was kept through that very outage: it
+    stays, still never handed out, and serves once the stored password is
+    erased or expires.
+    """
+    if current is None or current.origin != "login" or record.oauth_refresh_token:
+        return record
+    if not (current.oauth_refresh_token or current.msal_cache):
+        return record
+    return current.replaced(
+        password=record.password,
+        password_expiry_utc=record.password_expiry_utc,
+        authtype=record.authtype,
+        credential=record.credential,
+    )
 
 
 def _is_echo(cred: Credential, target: Record, st: Store) -> bool:

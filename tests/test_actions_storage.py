@@ -326,6 +326,54 @@ def test_late_store_of_a_retired_token_keeps_the_new_one(
     assert get(env)["password"] == "T2"
 
 
+def test_a_password_from_elsewhere_keeps_the_signed_in_refresh_token(
+    env: dict[str, str],
+) -> None:
+    # The provider was down: the refresh failed, another helper (or the user)
+    # supplied a password that worked, and git stores it under our key.
+    serve(env, token_url=f"https://{HOST}/token")
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    past = str(int(time.time()) - 10)
+    signed_in = _login_record(
+        env, password="T1", oauth_refresh_token="RT1", password_expiry_utc=past
+    )
+    st.save(signed_in)
+
+    store(env, username="oauth2", password="PAT")
+
+    kept = st.reload(signed_in)
+    assert kept is not None
+    assert (kept.password, kept.oauth_refresh_token) == ("PAT", "RT1")
+    assert kept.origin == "login" and kept.held_token("T1")
+    # Served as stored; our refresh token still never leaves the store.
+    assert get(env) == {"username": "oauth2", "password": "PAT"}
+
+    # Once git rejects it, the refresh token is what is left for a silent refresh.
+    erase(env, password="PAT")
+    after = st.reload(signed_in)
+    assert after is not None
+    assert (after.password, after.oauth_refresh_token) == ("", "RT1")
+
+
+def test_a_store_with_its_own_refresh_token_replaces_ours(
+    env: dict[str, str],
+) -> None:
+    serve(env, token_url=f"https://{HOST}/token")
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    signed_in = _login_record(env, password="T1", oauth_refresh_token="RT1")
+    st.save(signed_in)
+
+    store(env, username="oauth2", password="T9", oauth_refresh_token="RT9")
+
+    kept = st.reload(signed_in)
+    assert kept is not None
+    assert (kept.password, kept.oauth_refresh_token, kept.origin) == (
+        "T9",
+        "RT9",
+        "store",
+    )
+
+
 def test_unreadable_record_is_a_miss_said_once(env: dict[str, str]) -> None:
     store(env, username="alice", password="pw-a")
     st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
