@@ -6,13 +6,13 @@ With :mod:`helper.entry`, the only module that prints or picks an exit code:
 
 import datetime
 import json
-import sys
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
 import click
 
 from helper import actions, logs, settings
+from helper.entry import write_stdout
 from helper.errors import HelperError, one_line
 from helper.protocol import Credential
 from helper.providers import Provider
@@ -175,7 +175,10 @@ def token(url: str) -> None:
         raise HelperError(
             "the provider returned a token with a line break; refusing it"
         )
-    sys.stdout.write(secret + "\n")
+    try:
+        write_stdout(secret + "\n")
+    except OSError as exc:
+        raise HelperError(f"cannot write the token: {exc.strerror or exc}") from None
 
 
 def _why_no_token(cred: Credential, resolved: settings.Settings) -> str:

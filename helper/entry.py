@@ -7,6 +7,7 @@ This module and :mod:`helper.cli` are the only ones that write to stdout or
 stderr, or choose an exit code.
 """
 
+import os
 import sys
 
 from helper import logs
@@ -18,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["main", "run_action"]
+__all__ = ["main", "run_action", "write_stdout"]
 
 log = logs.get("helper")
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(words) == 1 and words[0] in ACTIONS:
         if logs.debug_enabled():
             logs.configure()
-        return run_action(words[0], _stdin_lines(), _write_stdout)
+        return run_action(words[0], _stdin_lines(), write_stdout)
     unknown = bool(words) and words[0] not in COMMANDS and words[0][:1] != "-"
     if unknown and not sys.stdin.isatty():
         # git-credential(1): a helper ignores actions it does not know.
@@ -52,9 +53,25 @@ def _stdin_lines() -> "Iterable[str]":
         yield line.decode("utf-8", "surrogateescape")
 
 
-def _write_stdout(text: str) -> None:
-    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
-    sys.stdout.buffer.flush()
+def write_stdout(text: str) -> None:
+    """Write *text* to stdout as git sent it (surrogateescape); OSError if not.
+
+    A closed stdout (``>&-``) or a reader that went away is an error to
+    report, not a traceback.
+    """
+    stream = sys.stdout
+    if stream is None:
+        raise OSError("stdout is closed")
+    try:
+        stream.buffer.write(text.encode("utf-8", "surrogateescape"))
+        stream.buffer.flush()
+    except BrokenPipeError:
+        # The interpreter flushes stdout again at exit and would report the
+        # same broken pipe there: let that flush go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+        raise
 
 
 def run_action(
@@ -67,17 +84,26 @@ def run_action(
     except FlowError as exc:
         if exc.error == "access_denied":
             # The user said no: quit=1 stops git from asking anyone else.
-            write("quit=1\n")
+            _answer(write, "quit=1\n")
         return _fail(exc)
     except HelperError as exc:
         return _fail(exc)
     except KeyboardInterrupt:
-        write("quit=1\n")
+        _answer(write, "quit=1\n")
         return 130
     except Exception as exc:  # never a traceback: see _crash
         return _crash(exc)
-    write(text)
-    return 0
+    return 0 if _answer(write, text) else 1
+
+
+def _answer(write: "Callable[[str], object]", text: str) -> bool:
+    """Write *text*; False, said in one line, when stdout cannot take it."""
+    try:
+        write(text)
+    except OSError as exc:
+        log.error("cannot write the answer: %s", exc.strerror or exc)
+        return False
+    return True
 
 
 def _dispatch(action: str, stdin: "Iterable[str]") -> list[tuple[str, str]]:

@@ -1,0 +1,91 @@
+"""An answer stdout cannot take: closed, or its reader gone. One line, no traceback.
+
+Also the bytes git gave come back unchanged through ``token``, whatever
+encoding Python would pick for stdout.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from store.helpers import HELPER, isolated_env, request, run_helper
+
+HOST = "out.example.test"
+GIT_HELPER = HELPER.with_name("git-credential-oauth-helper")
+ASK = request(protocol="https", host=HOST)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = isolated_env(tmp_path)
+    stored = request(protocol="https", host=HOST, username="me", password="pw-1")
+    assert run_helper("store", stored, env).returncode == 0
+    return env
+
+
+@pytest.mark.parametrize("program", [HELPER, GIT_HELPER], ids=lambda p: p.name)
+def test_a_closed_stdout_is_one_line_and_loses_nothing(
+    env: dict[str, str], program: Path
+) -> None:
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" get >&-', str(program)],
+        input=ASK,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr == "oauth-helper: cannot write the answer: stdout is closed\n"
+    assert "password=pw-1" in run_helper("get", ASK, env).stdout
+
+
+def test_a_reader_that_went_away_is_one_line(env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [str(HELPER), "get"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone before the answer is written
+    process.stdout = None
+    _, err = process.communicate(ASK.encode(), timeout=30)
+
+    assert process.returncode == 1
+    assert err.decode() == "oauth-helper: cannot write the answer: Broken pipe\n"
+
+
+def test_token_with_a_closed_stdout_is_one_line(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" token "$1" >&-', str(HELPER), f"https://{HOST}/"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "oauth-helper: cannot write the token: stdout is closed\n"
+
+
+def test_token_gives_back_the_bytes_git_stored(tmp_path: Path) -> None:
+    env = isolated_env(tmp_path)
+    stored = b"protocol=https\nhost=%s\nusername=me\npassword=p\xff\xfeq\n\n"
+    put = subprocess.run(
+        [str(HELPER), "store"], input=stored % HOST.encode(), env=env, check=True
+    )
+    assert put.returncode == 0
+
+    done = subprocess.run(
+        [str(HELPER), "token", f"https://{HOST}/"],
+        capture_output=True,
+        env={**env, "PYTHONIOENCODING": "utf-8:strict"},
+        timeout=30,
+    )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"p\xff\xfeq\n", b"")
