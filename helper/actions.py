@@ -10,6 +10,7 @@ import os
 import time
 
 from helper import logs
+from helper.errors import ProtocolError
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.settings import Settings
@@ -84,6 +85,10 @@ def find(cred: Credential, provider: Provider | None, st: Store) -> Record | Non
 
 def get(cred: Credential, settings: Settings, st: Store) -> Pairs:
     """Answer from the store; refresh or sign in when the host is served."""
+    if any(ch in cred.username for ch in "\r\n\0"):
+        # The answer repeats the username and could never be written: refuse
+        # before a sign-in, not after one whose token would be thrown away.
+        raise ProtocolError("the request's username holds CR, LF or NUL")
     provider = settings.provider
     margin = provider.expiry_margin if provider else 0
     record = find(cred, provider, st)

@@ -309,6 +309,33 @@ def test_a_denied_sign_in_answers_quit(helper_env: dict[str, str]) -> None:
     assert hosts(helper_env) == []
 
 
+def test_a_username_with_a_line_break_is_refused_before_any_sign_in(
+    helper_env: dict[str, str],
+) -> None:
+    env = {
+        k: v for k, v in helper_env.items() if k not in ("SSH_CONNECTION", "SSH_TTY")
+    }
+    with FakeServer() as fake:
+        fake.route("/device", Reply(200, DEVICE_GRANT))
+        for key, value in {
+            "oauthClientId": "cli",
+            "oauthDeviceAuthURL": fake.url("/device"),
+            "oauthTokenURL": fake.url("/token"),
+            "oauthFlow": "device",
+        }.items():
+            git(env, "config", "--global", f"credential.{fake.origin}.{key}", value)
+        host = fake.origin.removeprefix("http://")
+
+        asked = run_as_git(env, "get", f"protocol=http\nhost={host}\nusername=a\rb\n\n")
+        token = run_helper(env, "token", f"http://bob%0a@{host}/")
+        requests = list(fake.requests)
+
+    refusal = "oauth-helper: the request's username holds CR, LF or NUL\n"
+    assert (asked.returncode, asked.stdout, asked.stderr) == (1, "", refusal)
+    assert (token.returncode, token.stdout, token.stderr) == (1, "", refusal)
+    assert requests == []
+
+
 @pytest.mark.parametrize("url", ["https://a.example/", None])
 def test_logout_also_deletes_records_set_aside_as_damaged(
     helper_env: dict[str, str], url: str | None
