@@ -8,10 +8,11 @@ Entra ID) goes through MSAL, whose cache (refresh token inside) is kept in
 the record's ``msal_cache``.
 """
 
+import contextlib
 import time
 
 from helper import logs
-from helper.errors import ConfigError, FlowError, TransientError
+from helper.errors import ConfigError, FlowError, LockTimeoutError, TransientError
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.store import Record, Store
@@ -21,6 +22,11 @@ __all__ = ["complete_endpoints", "obtain"]
 
 log = logs.get(__name__)
 
+# Seconds a sign-in may take before it gives up (the user's browser or code).
+SIGN_IN_TIMEOUT = 300
+# How often a caller nobody watches looks whether the lock holder signs in.
+_POLL = 0.25
+
 
 def obtain(
     cred: Credential, provider: Provider, st: Store, interactive: bool
@@ -29,7 +35,12 @@ def obtain(
     from helper.actions import target_record
 
     target = target_record(cred, provider)
-    with st.lock(target):
+    with contextlib.ExitStack() as held:
+        if not _hold(held, st, target, interactive):
+            return None
+        # Holding the lock, nobody is signing in: a mark left by a process
+        # that was killed mid sign-in must not turn later callers away.
+        st.mark_sign_in(target, False)
         current = st.reload(target)
         if current is not None and current.is_fresh(provider.expiry_margin):
             return current
@@ -43,7 +54,52 @@ def obtain(
         if current is not None:
             # A new login starts a new record but remembers the old tokens.
             target = target.copy(retired=current.replaced(password="").retired)
-        return _login(cred, provider, st, target)
+        st.mark_sign_in(target, True)
+        try:
+            return _login(cred, provider, st, target)
+        finally:
+            st.mark_sign_in(target, False)
+
+
+def _hold(
+    held: contextlib.ExitStack, st: Store, target: Record, interactive: bool
+) -> bool:
+    """Take *target*'s lock into *held*; False when it is not worth the wait.
+
+    A caller nobody watches (GIT_TERMINAL_PROMPT=0, a cron job) waits for a
+    refresh, but not for a sign-in another process is waiting on: it could
+    only get the token minutes later, and it must not hang a script.
+    """
+    if interactive:
+        held.enter_context(st.lock(target, _lock_wait(True)))
+        return True
+    deadline = time.monotonic() + _lock_wait(False)
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            held.enter_context(st.lock(target, min(_POLL, max(left, 0.0))))
+            return True
+        except LockTimeoutError:
+            if left <= 0 or st.sign_in_marked(target):
+                log.debug("another process is signing in to %s", target.host)
+                return False
+
+
+def _lock_wait(interactive: bool) -> float:
+    """How long to wait for the process that holds the key's lock.
+
+    An interactive caller outwaits a whole sign-in, which the user may be
+    completing right now (git fetching submodules in parallel asks once, not
+    once per submodule). A caller nobody watches waits for a refresh only:
+    the slowest one the HTTP timeouts allow, with room to spare.
+    """
+    from helper.http import TIMEOUT
+    from helper.store import lock_timeout_setting
+
+    chosen = lock_timeout_setting()
+    if chosen is not None:
+        return chosen
+    return SIGN_IN_TIMEOUT + 30 if interactive else 3 * sum(TIMEOUT)
 
 
 def _uses_msal(provider: Provider) -> bool:
@@ -134,10 +190,10 @@ def _run_flow(cred: Credential, provider: Provider) -> Token:
     if flow == "device":
         from helper.flows.device import login_device
 
-        return login_device(provider)
+        return login_device(provider, timeout=SIGN_IN_TIMEOUT)
     from helper.flows.pkce import login_browser
 
-    return login_browser(provider, login_hint=cred.username)
+    return login_browser(provider, timeout=SIGN_IN_TIMEOUT, login_hint=cred.username)
 
 
 def _login_msal(
@@ -148,12 +204,12 @@ def _login_msal(
     flow = choose_flow(provider)
     log.info("signing in to %s with MSAL's %s flow", cred.host, flow)
     if flow == "device":
-        signed = msal.login_device(provider)
+        signed = msal.login_device(provider, timeout=SIGN_IN_TIMEOUT)
     else:
         # Azure DevOps URLs carry the organization as user name
         # (https://org@dev.azure.com/org/...): only an address is a login hint.
         hint = cred.username if "@" in cred.username else ""
-        signed = msal.login_browser(provider, login_hint=hint)
+        signed = msal.login_browser(provider, timeout=SIGN_IN_TIMEOUT, login_hint=hint)
     return _save(st, target, signed.token, msal_cache=signed.cache)
 
 

@@ -7,6 +7,7 @@ store in the test's own folder.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from flows.fakeserver import FakeServer, Reply, Seen
 
 from helper import login
 from helper.actions import target_record
-from helper.errors import ConfigError, FlowError, TransientError
+from helper.errors import ConfigError, FlowError, LockTimeoutError, TransientError
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.store import Record, Store
@@ -305,3 +306,107 @@ def test_no_token_endpoint_names_the_host(store: Store) -> None:
         login.obtain(CRED, provider, store, interactive=True)
 
     assert str(caught.value).startswith("no token endpoint for git.example: ")
+
+
+def test_a_caller_nobody_watches_does_not_wait_for_a_sign_in(
+    fake: FakeServer, store: Store
+) -> None:
+    provider = make_provider(fake)
+    record = save_expired(store, provider)
+
+    with store.lock(record, timeout=1):
+        store.mark_sign_in(record, True)  # as the holder does around a sign-in
+        started = time.monotonic()
+        got = login.obtain(CRED, provider, store, interactive=False)
+        waited = time.monotonic() - started
+
+    assert got is None
+    assert waited < 2  # well below a refresh's wait: it saw the sign-in
+    assert fake.seen("/token") == []
+
+
+def test_a_caller_nobody_watches_waits_for_a_refresh(
+    fake: FakeServer, store: Store
+) -> None:
+    provider = make_provider(fake)
+    record = save_expired(store, provider)
+    expiry = str(int(time.time()) + 3600)
+    holding = threading.Event()
+
+    def refresh_elsewhere() -> None:
+        with store.lock(record, timeout=1):
+            holding.set()
+            time.sleep(1.0)
+            store.save(record.copy(password="refreshed", password_expiry_utc=expiry))
+
+    other = threading.Thread(target=refresh_elsewhere)
+    other.start()
+    holding.wait(5)
+    got = login.obtain(CRED, provider, store, interactive=False)
+    other.join()
+
+    assert got is not None and got.password == "refreshed"
+    assert fake.seen("/token") == []
+
+
+def test_a_caller_nobody_watches_gives_up_quietly_after_the_lock_timeout(
+    fake: FakeServer, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = make_provider(fake)
+    record = save_expired(store, provider)
+    monkeypatch.setenv("OAUTH_HELPER_LOCK_TIMEOUT", "0.6")
+
+    with store.lock(record, timeout=1):
+        started = time.monotonic()
+        got = login.obtain(CRED, provider, store, interactive=False)
+        waited = time.monotonic() - started
+
+    assert got is None
+    assert 0.6 <= waited < 3
+    assert fake.seen("/token") == []
+
+
+def test_an_interactive_caller_is_told_when_the_wait_ends(
+    fake: FakeServer, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = make_provider(fake)
+    record = save_expired(store, provider)
+    monkeypatch.setenv("OAUTH_HELPER_LOCK_TIMEOUT", "0.3")
+
+    with store.lock(record, timeout=1):
+        store.mark_sign_in(record, True)
+        with pytest.raises(LockTimeoutError, match="another oauth-helper process"):
+            login.obtain(CRED, provider, store, interactive=True)
+
+
+def test_a_sign_in_mark_left_by_a_killed_process_turns_nobody_away(
+    fake: FakeServer, store: Store
+) -> None:
+    provider = make_provider(fake)
+    record = save_expired(store, provider)
+    store.mark_sign_in(record, True)  # its process died; the lock went with it
+    fake.route("/token", Reply(200, {"access_token": "new", "token_type": "Bearer"}))
+
+    got = login.obtain(CRED, provider, store, interactive=False)
+
+    assert got is not None and got.password == "new"
+    assert not store.sign_in_marked(record)
+
+
+def test_a_sign_in_is_marked_while_it_runs_and_not_after(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = Provider(client_id="cli", token_url="https://id.example/token")
+    record = target_record(CRED, provider)
+    seen = []
+
+    def flow(cred: Credential, provider: Provider) -> object:
+        seen.append(store.sign_in_marked(record))
+        raise FlowError("the user closed the browser")
+
+    monkeypatch.setattr(login, "_run_flow", flow)
+    with pytest.raises(FlowError):
+        login.obtain(CRED, provider, store, interactive=True)
+
+    assert seen == [True]
+    assert not store.sign_in_marked(record)

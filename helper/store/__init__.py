@@ -25,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["Record", "Store"]
+__all__ = ["Record", "Store", "lock_timeout_setting"]
 
 log = logs.get(__name__)
 
@@ -35,6 +35,8 @@ _ASIDE = ".corrupt-"
 # After the keyring failed once, "auto" writes plain files for this long
 # instead of probing (and warning) on every refresh.
 _PROBE_BACKOFF = 24 * 3600
+# A lock wait nobody chose (store and erase; login chooses its own).
+_DEFAULT_LOCK_WAIT = 120.0
 
 
 class Store:
@@ -241,6 +243,27 @@ class Store:
         path = os.path.join(folder, f"{record.key_hash}.lock")
         return KeyLock(path, record.host, timeout)
 
+    def mark_sign_in(self, record: Record, signing_in: bool) -> None:
+        """Say (or stop saying) that *record*'s lock holder is signing in.
+
+        A file beside the lock: waiters that cannot take the lock read it to
+        choose between waiting and giving up.
+        """
+        path = self._sign_in_path(record)
+        if signing_in:
+            files.ensure_private_dir(self.root)
+            files.ensure_private_dir(os.path.dirname(path))
+            files.write_atomic(path, f"{os.getpid()}\n")
+        else:
+            files.remove(path)
+
+    def sign_in_marked(self, record: Record) -> bool:
+        """True while another process signs in for *record*'s key."""
+        return os.path.exists(self._sign_in_path(record))
+
+    def _sign_in_path(self, record: Record) -> str:
+        return os.path.join(self.root, "locks", f"{record.key_hash}.sign-in")
+
     def all_records(self) -> "Iterator[Record]":
         """Every record in the store, secrets not loaded (for status and logout)."""
         top = os.path.join(self.root, "records")
@@ -307,11 +330,20 @@ class KeyLock:
             release()
 
 
-def _lock_timeout() -> float:
-    raw = os.environ.get("OAUTH_HELPER_LOCK_TIMEOUT", "") or "120"
+def lock_timeout_setting() -> float | None:
+    """OAUTH_HELPER_LOCK_TIMEOUT in seconds, or None when it is not set."""
+    raw = os.environ.get("OAUTH_HELPER_LOCK_TIMEOUT", "")
+    if not raw:
+        return None
     try:
-        return max(float(raw), 0.0)
+        seconds = float(raw)
     except ValueError:
-        raise StoreError(
-            "OAUTH_HELPER_LOCK_TIMEOUT must be a number of seconds"
-        ) from None
+        seconds = float("nan")
+    if not 0 <= seconds < float("inf"):
+        raise StoreError("OAUTH_HELPER_LOCK_TIMEOUT must be a number of seconds")
+    return seconds
+
+
+def _lock_timeout() -> float:
+    chosen = lock_timeout_setting()
+    return _DEFAULT_LOCK_WAIT if chosen is None else chosen
