@@ -185,11 +185,8 @@ def _why_no_token(cred: Credential, resolved: settings.Settings) -> str:
     # The same checks, in the same order, as actions.get: a sign-in that
     # failed raised its own error before this point.
     provider = resolved.provider
-    plain = cred.protocol == "http" and not settings.is_loopback_host(cred.host)
-    if provider is None and plain:
-        return "a token would travel unencrypted over plain http; use the https URL"
     if provider is None:
-        return _unserved_reason(resolved)
+        return _unserved_reason(resolved, cred.protocol)
     if not provider.client_id:
         return (
             "this host needs an OAuth client ID: run git config --global "
@@ -291,15 +288,28 @@ def explain(url: str, as_json: bool) -> None:
 
     With --json, one JSON object whose "served" says whether anything serves
     URL's host. When true, every other key is a setting, as {"value": ...,
-    "source": ...}; when false, "origin" is the protocol and host looked up.
-    Problems found (discovery, an endpoint a sign-in would refuse) are also
-    reported on stderr, with exit status 1.
+    "source": ...}; when false, "origin" is the protocol and host looked up,
+    with "reason", or "error" for a setting that cannot be read. Problems
+    found (discovery, an endpoint a sign-in would refuse, an unreadable
+    setting) are also reported on stderr, with exit status 1.
     """
     cred, _ = _request(url)
-    resolved = settings.resolve(cred)
+    origin = f"{cred.protocol}://{cred.host}"
+    try:
+        resolved = settings.resolve(cred)
+    except HelperError as exc:
+        if as_json:  # still one JSON object, as scripts parse it
+            error = one_line(str(exc))
+            shown = {"served": False, "origin": origin, "error": error}
+            click.echo(json.dumps(shown, indent=2))
+        raise
     provider = resolved.provider
     if provider is None:
-        _unserved(f"{cred.protocol}://{cred.host}", _unserved_reason(resolved), as_json)
+        _unserved(
+            f"{cred.protocol}://{cred.host}",
+            _unserved_reason(resolved, cred.protocol),
+            as_json,
+        )
         return
     # Settings are shown even when they are broken: that is when people look.
     problems = list(dict.fromkeys(_discover(provider) + _url_problems(provider)))
@@ -313,7 +323,14 @@ def explain(url: str, as_json: bool) -> None:
         raise HelperError("; ".join(problems))
 
 
-def _unserved_reason(resolved: settings.Settings) -> str:
+def _unserved_reason(resolved: settings.Settings, protocol: str) -> str:
+    if resolved.insecure and protocol.lower() in ("http", "ftp"):
+        return (
+            f"a token would travel unencrypted over plain {protocol.lower()}; "
+            "use the https URL"
+        )
+    if resolved.insecure:
+        return "oauth-helper signs in for https URLs only"
     if resolved.serverless:
         return (
             "its settings name no server: set oauthIssuer, or oauthAuthURL and "

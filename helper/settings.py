@@ -69,14 +69,21 @@ class Settings:
 
     ``serverless`` is True when settings apply to the host but none says where
     its server is (a client ID alone, perhaps set for every host): not served.
+    ``insecure`` is True when settings serve the host but its protocol would
+    carry the token unencrypted (or is not https at all): not served either.
     """
 
     def __init__(
-        self, provider: Provider | None, interactive: bool, serverless: bool = False
+        self,
+        provider: Provider | None,
+        interactive: bool,
+        serverless: bool = False,
+        insecure: bool = False,
     ) -> None:
         self.provider = provider
         self.interactive = interactive
         self.serverless = serverless
+        self.insecure = insecure
 
 
 def resolve(cred: Credential) -> Settings:
@@ -95,7 +102,7 @@ def resolve(cred: Credential) -> Settings:
     if given and not found:
         return Settings(None, _interactive(git), serverless=True)
     if found and not _signs_in_over(cred):
-        found = False
+        return Settings(None, _interactive(git), insecure=True)
     if not found:
         # client_id and scope in a request select a key; they do not make a
         # host served (nothing says where its server is).

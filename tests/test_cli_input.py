@@ -370,13 +370,14 @@ def test_a_url_user_name_is_percent_decoded_as_git_does(
 
 
 def test_token_for_a_plain_http_host_says_why(helper_env: dict[str, str]) -> None:
-    git(
-        helper_env,
-        "config",
-        "--global",
-        "credential.http://plain.example.oauthClientId",
-        "c",
-    )
+    for key, value in (("oauthClientId", "c"), ("oauthIssuer", "https://id.example")):
+        git(
+            helper_env,
+            "config",
+            "--global",
+            f"credential.http://plain.example.{key}",
+            value,
+        )
 
     done = run_helper(helper_env, "token", "http://plain.example/repo.git")
 

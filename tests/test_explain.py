@@ -169,6 +169,37 @@ def test_settings_naming_no_server_are_explained(env: dict[str, str]) -> None:
     assert (get.returncode, get.stdout, get.stderr) == (0, "", "")
 
 
+def test_an_unreadable_setting_is_still_one_json_object(env: dict[str, str]) -> None:
+    key = "credential.https://bad.example.oauthFlow"
+    subprocess.run(["git", "config", "--global", key, "bogus"], env=env, check=True)
+
+    done = helper(env, "explain", "--json", "https://bad.example/x")
+
+    assert done.returncode == 1
+    shown = json.loads(done.stdout)
+    assert shown.keys() == {"served", "origin", "error"}
+    assert (shown["served"], shown["origin"]) == (False, "https://bad.example")
+    assert shown["error"].startswith("oauthFlow in git config must be one of")
+    assert done.stderr == f"oauth-helper: {shown['error']}\n"
+
+
+def test_a_preset_host_over_plain_http_says_so(env: dict[str, str]) -> None:
+    as_json = helper(env, "explain", "--json", "http://gitlab.example.org/")
+    token = helper(env, "token", "http://gitlab.example.org/")
+
+    reason = "a token would travel unencrypted over plain http; use the https URL"
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout) == {
+        "served": False,
+        "origin": "http://gitlab.example.org",
+        "reason": reason,
+    }
+    assert token.returncode == 1
+    assert token.stderr.splitlines()[-1] == (
+        f"oauth-helper: no token for http://gitlab.example.org/: {reason}"
+    )
+
+
 def test_help_documents_the_json_shape(env: dict[str, str]) -> None:
     done = helper(env, "explain", "--help")
 
