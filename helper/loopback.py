@@ -188,7 +188,10 @@ class Listener:
             return 400, "This sign-in response was already received."
         if "error" in params:
             return 200, f"Sign-in failed: {params['error'][:100]}."
-        return 200, "Signed in to oauth-helper."
+        # The code is yet to be exchanged (and may still be refused): the
+        # page claims no more than what happened, and points to where the
+        # outcome shows.
+        return 200, "Sign-in received. Close this tab; the terminal shows the outcome."
 
 
 def _request_target(pasted: str) -> str:

@@ -78,6 +78,16 @@ def test_stray_requests_are_answered_and_the_wait_goes_on():
     assert params["code"] == CODE
 
 
+def test_the_page_claims_no_more_than_a_received_code():
+    with Listener(STATE) as listener:
+        status, body = get(f"{listener.redirect_uri}?code={CODE}&state={STATE}")
+        listener.wait(timeout=5)
+
+    assert status == 200
+    assert "Sign-in received" in body and "terminal shows the outcome" in body
+    assert "Signed in" not in body
+
+
 def test_error_response_is_returned_and_shown():
     with Listener(STATE) as listener:
         url = f"{listener.redirect_uri}?error=access_denied&state={STATE}"
