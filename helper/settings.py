@@ -368,10 +368,20 @@ def config_file() -> str:
 
 def _file_entry(host: str) -> dict[str, object]:
     path = config_file()
-    if not os.path.exists(path):
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    # tomllib loads re, which costs more start-up time than a cache hit: a
+    # file that cannot name this host (no escape could spell it) is skipped.
+    name = host.lower().encode("utf-8", "surrogateescape")
+    if name not in raw.lower() and b"\\" not in raw:
         return {}
 
-    entry = _load_file(path).get(host.lower(), {})
+    entry = _load_file(path, raw).get(host.lower(), {})
     unknown = set(entry) - _FILE_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown settings for {host}: {sorted(unknown)}")
@@ -381,13 +391,12 @@ def _file_entry(host: str) -> dict[str, object]:
     }
 
 
-def _load_file(path: str) -> dict[str, dict[str, object]]:
+def _load_file(path: str, raw: bytes) -> dict[str, dict[str, object]]:
     import tomllib
 
     try:
-        with open(path, "rb") as stream:
-            data = tomllib.load(stream)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"cannot read {path}: it is not UTF-8 text") from None

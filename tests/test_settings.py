@@ -166,11 +166,33 @@ def test_unknown_file_key_is_a_config_error(home: Path) -> None:
 
 
 def test_broken_file_is_a_one_line_config_error(home: Path) -> None:
-    write_file(home, "[hosts\n")
+    write_file(home, '[hosts."git.example"\n')
 
     with pytest.raises(ConfigError) as caught:
         resolve(Credential(protocol="https", host="git.example"))
     assert "\n" not in str(caught.value)
+
+
+def test_a_file_that_cannot_name_the_host_is_not_parsed(home: Path) -> None:
+    # Parsing costs every git command; a broken line elsewhere is not this
+    # host's business (it is reported for the hosts the file names).
+    write_file(home, '[hosts."other.example"\nclient_id = \n')
+
+    assert resolve(Credential(protocol="https", host="git.example")).provider is None
+    with pytest.raises(ConfigError):
+        resolve(Credential(protocol="https", host="other.example"))
+
+
+def test_a_host_spelled_with_escapes_is_still_found(home: Path) -> None:
+    write_file(
+        home, f'[hosts."GIT\\u002eexample"]\nissuer = "{ISSUER}"\nclient_id = "c"\n'
+    )
+    git_like = home / "config" / "oauth-helper" / "config.toml"
+    assert "git.example" not in git_like.read_text().lower()
+
+    provider = resolve(Credential(protocol="https", host="git.example")).provider
+
+    assert provider is not None and provider.client_id == "c"
 
 
 @pytest.mark.parametrize(
@@ -201,7 +223,7 @@ def test_interactive_follows_git(
 def test_a_file_that_is_not_utf8_is_a_one_line_config_error(home: Path) -> None:
     folder = home / "config" / "oauth-helper"
     folder.mkdir(parents=True)
-    (folder / "config.toml").write_bytes(b"\xff\xfe[hosts]\n")
+    (folder / "config.toml").write_bytes(b'\xff\xfe[hosts."git.example"]\n')
 
     with pytest.raises(ConfigError, match=r"is not UTF-8 text$"):
         resolve(Credential(protocol="https", host="git.example"))
