@@ -156,6 +156,9 @@ class Store:
             refreshable=refreshable,
             current=token_digest(record.password) if record.password else "",
         )
+        # A value that cannot be written (CR, LF, NUL) fails here, before a
+        # folder or a keyring key exists for it.
+        record.to_text()
         folder = self._host_dir(record.protocol, record.host)
         files.ensure_private_dir(self.root)
         files.ensure_private_dir(os.path.join(self.root, "records"))

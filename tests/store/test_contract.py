@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from helper.errors import ProtocolError
 from helper.store import Record, Store
 from helper.store.sealing import SERVICE
 
@@ -68,6 +69,14 @@ def test_secrets_with_other_line_breaks_round_trip(store: Store) -> None:
 
     assert secrets(store.reload(credential())) == (password, "")
     assert secrets(store.reload(credential("bob"))) == (forged, "")
+
+
+def test_a_value_that_cannot_be_written_leaves_nothing_behind(store: Store) -> None:
+    with pytest.raises(ProtocolError, match="CR, LF or NUL"):
+        store.save(credential(password="a\rb"))
+
+    assert not store.has_host("https", "git.example.test")
+    assert record_files(store) == []
 
 
 @pytest.mark.usefixtures("real_keyring")
