@@ -55,4 +55,12 @@ def one_line(text: str) -> str:
     Messages carry text from servers, config and stored records: a raw line
     break would split a message, an escape sequence would drive the terminal.
     """
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return "".join(ch if ch.isprintable() else _escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    # A byte that was not UTF-8, kept by surrogateescape: shown as that byte.
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return repr(ch)[1:-1]

@@ -198,6 +198,25 @@ def test_status_survives_an_expiry_beyond_any_calendar(
     assert " expires=invalid " in run_helper(helper_env, "status").stdout
 
 
+def test_status_shows_a_byte_that_is_not_utf8_as_that_byte(
+    helper_env: dict[str, str],
+) -> None:
+    stored = b"protocol=https\nhost=b.example\nusername=me\xff\npassword=pw\n\n"
+    subprocess.run(
+        [sys.executable, "-m", "helper", "store"],
+        input=stored,
+        env=helper_env,
+        check=True,
+    )
+
+    text = run_helper(helper_env, "status")
+
+    assert text.stdout == (
+        "host=https://b.example username=me\\xff refresh_token=False store=file "
+        "origin=store\n"
+    )
+
+
 def test_status_escapes_control_characters_of_stored_values(
     helper_env: dict[str, str],
 ) -> None:
