@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -298,15 +299,20 @@ def test_an_unknown_action_is_ignored_silently(helper_env: dict[str, str]) -> No
     assert hosts(helper_env) == []
 
 
-def test_a_denied_sign_in_answers_quit(helper_env: dict[str, str]) -> None:
-    # helper_env's BROWSER says someone is there to sign in; over SSH it would
-    # not, and the helper would not start a sign-in at all.
+@pytest.fixture
+def device_host(
+    helper_env: dict[str, str],
+) -> Iterator[tuple[dict[str, str], FakeServer, str]]:
+    """An environment, a fake device-flow server it signs in with, its host.
+
+    helper_env's BROWSER says someone is there to sign in; over SSH it would
+    not, and the helper would not start a sign-in at all.
+    """
     env = {
         k: v for k, v in helper_env.items() if k not in ("SSH_CONNECTION", "SSH_TTY")
     }
     with FakeServer() as fake:
         fake.route("/device", Reply(200, DEVICE_GRANT))
-        fake.route("/token", Reply(400, {"error": "access_denied"}))
         for key, value in {
             "oauthClientId": "cli",
             "oauthDeviceAuthURL": fake.url("/device"),
@@ -314,10 +320,17 @@ def test_a_denied_sign_in_answers_quit(helper_env: dict[str, str]) -> None:
             "oauthFlow": "device",
         }.items():
             git(env, "config", "--global", f"credential.{fake.origin}.{key}", value)
-        host = fake.origin.removeprefix("http://")
+        yield env, fake, fake.origin.removeprefix("http://")
 
-        done = run_as_git(env, "get", f"protocol=http\nhost={host}\n\n")
-        polls = fake.seen("/token")
+
+def test_a_denied_sign_in_answers_quit(
+    helper_env: dict[str, str], device_host: tuple[dict[str, str], FakeServer, str]
+) -> None:
+    env, fake, host = device_host
+    fake.route("/token", Reply(400, {"error": "access_denied"}))
+
+    done = run_as_git(env, "get", f"protocol=http\nhost={host}\n\n")
+    polls = fake.seen("/token")
 
     denied = [line for line in done.stderr.splitlines() if "denied" in line]
     assert (done.returncode, done.stdout) == (1, "quit=1\n")
@@ -329,25 +342,13 @@ def test_a_denied_sign_in_answers_quit(helper_env: dict[str, str]) -> None:
 
 
 def test_a_username_with_a_line_break_is_refused_before_any_sign_in(
-    helper_env: dict[str, str],
+    device_host: tuple[dict[str, str], FakeServer, str],
 ) -> None:
-    env = {
-        k: v for k, v in helper_env.items() if k not in ("SSH_CONNECTION", "SSH_TTY")
-    }
-    with FakeServer() as fake:
-        fake.route("/device", Reply(200, DEVICE_GRANT))
-        for key, value in {
-            "oauthClientId": "cli",
-            "oauthDeviceAuthURL": fake.url("/device"),
-            "oauthTokenURL": fake.url("/token"),
-            "oauthFlow": "device",
-        }.items():
-            git(env, "config", "--global", f"credential.{fake.origin}.{key}", value)
-        host = fake.origin.removeprefix("http://")
+    env, fake, host = device_host
 
-        asked = run_as_git(env, "get", f"protocol=http\nhost={host}\nusername=a\rb\n\n")
-        token = run_helper(env, "token", f"http://bob%0a@{host}/")
-        requests = list(fake.requests)
+    asked = run_as_git(env, "get", f"protocol=http\nhost={host}\nusername=a\rb\n\n")
+    token = run_helper(env, "token", f"http://bob%0a@{host}/")
+    requests = list(fake.requests)
 
     refusal = "oauth-helper: the request's username holds CR, LF or NUL\n"
     assert (asked.returncode, asked.stdout, asked.stderr) == (1, "", refusal)
