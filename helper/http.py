@@ -14,6 +14,7 @@ import requests
 import requests.adapters
 from requests.models import PreparedRequest, Response
 
+from helper import timeouts
 from helper.errors import ConfigError, FlowError, HelperError, TransientError
 
 __all__ = [
@@ -31,8 +32,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# (connect, read) seconds: no request may wait forever on a silent server.
-TIMEOUT = (5.0, 30.0)
+TIMEOUT = timeouts.HTTP
 _DESCRIPTION_LIMIT = 200
 
 

@@ -11,7 +11,7 @@ the record's ``msal_cache``.
 import contextlib
 import time
 
-from helper import logs
+from helper import logs, timeouts
 from helper.errors import ConfigError, FlowError, LockTimeoutError, TransientError
 from helper.protocol import Credential
 from helper.providers import Provider
@@ -22,8 +22,6 @@ __all__ = ["complete_endpoints", "obtain"]
 
 log = logs.get(__name__)
 
-# Seconds a sign-in may take before it gives up (the user's browser or code).
-SIGN_IN_TIMEOUT = 300
 # How often a caller nobody watches looks whether the lock holder signs in.
 _POLL = 0.25
 
@@ -93,13 +91,14 @@ def _lock_wait(interactive: bool) -> float:
     once per submodule). A caller nobody watches waits for a refresh only:
     the slowest one the HTTP timeouts allow, with room to spare.
     """
-    from helper.http import TIMEOUT
     from helper.store import lock_timeout_setting
 
     chosen = lock_timeout_setting()
     if chosen is not None:
         return chosen
-    return SIGN_IN_TIMEOUT + 30 if interactive else 3 * sum(TIMEOUT)
+    if interactive:
+        return timeouts.SIGN_IN + 30
+    return timeouts.REFRESH_WAIT
 
 
 def _uses_msal(provider: Provider) -> bool:
@@ -190,10 +189,10 @@ def _run_flow(cred: Credential, provider: Provider) -> Token:
     if flow == "device":
         from helper.flows.device import login_device
 
-        return login_device(provider, timeout=SIGN_IN_TIMEOUT)
+        return login_device(provider)
     from helper.flows.pkce import login_browser
 
-    return login_browser(provider, timeout=SIGN_IN_TIMEOUT, login_hint=cred.username)
+    return login_browser(provider, login_hint=cred.username)
 
 
 def _login_msal(
@@ -204,12 +203,12 @@ def _login_msal(
     flow = choose_flow(provider)
     log.info("signing in to %s with MSAL's %s flow", cred.host, flow)
     if flow == "device":
-        signed = msal.login_device(provider, timeout=SIGN_IN_TIMEOUT)
+        signed = msal.login_device(provider)
     else:
         # Azure DevOps URLs carry the organization as user name
         # (https://org@dev.azure.com/org/...): only an address is a login hint.
         hint = cred.username if "@" in cred.username else ""
-        signed = msal.login_browser(provider, timeout=SIGN_IN_TIMEOUT, login_hint=hint)
+        signed = msal.login_browser(provider, login_hint=hint)
     return _save(st, target, signed.token, msal_cache=signed.cache)
 
 

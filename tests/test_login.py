@@ -6,6 +6,7 @@ store in the test's own folder.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
@@ -410,3 +411,39 @@ def test_a_sign_in_is_marked_while_it_runs_and_not_after(
 
     assert seen == [True]
     assert not store.sign_in_marked(record)
+
+
+WAITER = """
+import sys, time
+from helper import login
+from helper.actions import target_record
+from helper.protocol import Credential
+from helper.providers import Provider
+from helper.store import Store
+
+store = Store(sys.argv[1], kind="file")
+cred = Credential(protocol="https", host="git.example", path="")
+provider = Provider(client_id="cli", token_url="https://id.example/token")
+fresh = str(int(time.time()) + 3600)
+record = target_record(cred, provider)
+store.save(record.copy(password="t", password_expiry_utc=fresh, origin="login"))
+for interactive in (False, True):
+    got = login.obtain(cred, provider, store, interactive=interactive)
+    assert got is not None and got.password == "t"
+print(sorted(m for m in ("requests", "oauthlib", "msal") if m in sys.modules))
+"""
+
+
+def test_a_waiter_that_finds_a_fresh_token_loads_no_http_library(
+    tmp_path: Path,
+) -> None:
+    # The other callers of a refresh at expiry (16 git processes) each start
+    # a Python: requests alone costs more than the rest of their work.
+    done = subprocess.run(
+        [sys.executable, "-c", WAITER, str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")

@@ -6,7 +6,7 @@ import math
 import time
 from typing import Any
 
-from helper import http, logs
+from helper import http, logs, timeouts
 from helper.errors import ConfigError, FlowError, TransientError
 from helper.flows._token import token_from
 from helper.providers import Provider
@@ -23,7 +23,7 @@ SLOW_DOWN_STEP = 5.0
 _GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 
 
-def login_device(provider: Provider, *, timeout: float = 300) -> Token:
+def login_device(provider: Provider, *, timeout: float = timeouts.SIGN_IN) -> Token:
     """Sign in with a user code entered on another device."""
     http.require_secure(provider.device_auth_url, "device_auth_url")
     http.require_secure(provider.token_url, "token_url")

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from helper import http, logs
+from helper import http, logs, timeouts
 from helper.browser import can_open_browser, open_url
 from helper.errors import ConfigError, FlowError, TransientError
 from helper.loopback import Listener
@@ -51,7 +51,11 @@ def _authority(provider: Provider) -> str:
 
 
 def login_browser(
-    provider: Provider, cache: str = "", *, timeout: float = 300, login_hint: str = ""
+    provider: Provider,
+    cache: str = "",
+    *,
+    timeout: float = timeouts.SIGN_IN,
+    login_hint: str = "",
 ) -> Signed:
     """Sign in through the browser: MSAL's auth code flow, our loopback listener."""
     app, tokens = _application(provider, cache)
@@ -100,7 +104,7 @@ def _initiate(
 
 
 def login_device(
-    provider: Provider, cache: str = "", *, timeout: float = 300
+    provider: Provider, cache: str = "", *, timeout: float = timeouts.SIGN_IN
 ) -> Signed:
     """Sign in with a user code entered on another device (RFC 8628)."""
     app, tokens = _application(provider, cache)

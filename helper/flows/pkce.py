@@ -15,7 +15,7 @@ import requests
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from helper import http, logs
+from helper import http, logs, timeouts
 from helper.browser import can_open_browser, open_url
 from helper.errors import FlowError, TransientError
 from helper.flows._token import token_from
@@ -58,7 +58,7 @@ _RESERVED = frozenset(
 
 
 def login_browser(
-    provider: Provider, *, timeout: float = 300, login_hint: str = ""
+    provider: Provider, *, timeout: float = timeouts.SIGN_IN, login_hint: str = ""
 ) -> Token:
     """Sign in through the browser; the token, or FlowError."""
     http.require_secure(provider.auth_url, "auth_url")
