@@ -144,7 +144,8 @@ def is_loopback_host(host: str) -> bool:
         name = host.partition("]")[0] + "]"
     else:
         name = host.partition(":")[0].lower()
-    if name in ("localhost", "[::1]") or name.endswith(".localhost"):
+    # Not *.localhost: glibc sends such a name to DNS, off this machine.
+    if name in ("localhost", "[::1]"):
         return True
     octets = name.split(".")
     return len(octets) == 4 and octets[0] == "127" and all(map(_is_number, octets))

@@ -247,7 +247,13 @@ def test_margin_out_of_range_in_git_config_is_refused(home: Path, margin: str) -
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.1.2.3:80", True), ("127.².0.1", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3:80", True),
+        ("LOCALHOST:80", True),
+        ("127.².0.1", False),
+        ("x.localhost", False),
+    ],
 )
 def test_loopback_names_are_ascii_digits(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
