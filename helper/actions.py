@@ -9,7 +9,7 @@ module and loads nothing heavy; refreshing and signing in live in
 import os
 import time
 
-from helper import logs
+from helper import logs, timeouts
 from helper.errors import ProtocolError
 from helper.protocol import Credential
 from helper.providers import Provider
@@ -210,8 +210,25 @@ def store(cred: Credential, settings: Settings, st: Store) -> None:
         credential=cred.credential if keep_authtype else "",
         origin="store",
     )
-    with st.lock(record):
-        st.save(_keeping_grant(record, st.reload(record)))
+    # A sign-in under way for this key writes a newer record: storing now
+    # would gain nothing, and waiting minutes for it would hang git's store.
+    lock = st.lock_unless_signing_in(record, timeouts.REFRESH_WAIT)
+    if lock is None:
+        log.debug("another process is signing in to %s; not stored", cred.host)
+        return
+    with lock:
+        stored = st.stored(record)
+        current = st.load_secrets(stored) if stored is not None else None
+        if stored is not None and current is None and stored.refreshable:
+            # Sealed and not unlockable now (a locked keyring): replacing it
+            # would throw away a refresh token nobody can read back.
+            log.warning(
+                "not storing the credential for %s: the stored token cannot be "
+                "unlocked now",
+                cred.host,
+            )
+            return
+        st.save(_keeping_grant(record, current))
 
 
 def _keeping_grant(record: Record, current: Record | None) -> Record:
@@ -293,14 +310,23 @@ def _same_secret(record: Record, cred: Credential) -> bool:
     )
 
 
+def _secrets(record: Record) -> tuple[str, str]:
+    return record.password, record.credential
+
+
 def _forget(record: Record, st: Store) -> None:
     if record.origin == "login" and (record.oauth_refresh_token or record.msal_cache):
-        # The next get refreshes silently instead of starting a login.
-        with st.lock(record):
+        # The next get refreshes silently instead of starting a login. A
+        # sign-in under way replaces the record anyway: no wait for it.
+        lock = st.lock_unless_signing_in(record, timeouts.REFRESH_WAIT)
+        if lock is None:
+            return
+        with lock:
             current = st.reload(record)
             # Another process may have refreshed meanwhile: keep its token.
-            if current is not None and current.password == record.password:
+            if current is not None and _secrets(current) == _secrets(record):
                 expired = str(int(time.time()))
-                st.save(current.replaced(password="", password_expiry_utc=expired))
+                dropped = {"password": "", "authtype": "", "credential": ""}
+                st.save(current.replaced(password_expiry_utc=expired, **dropped))
         return
     st.remove(record)

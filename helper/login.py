@@ -12,7 +12,7 @@ import contextlib
 import time
 
 from helper import logs, timeouts
-from helper.errors import ConfigError, FlowError, LockTimeoutError, TransientError
+from helper.errors import ConfigError, FlowError, TransientError
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.store import Record, Store
@@ -21,9 +21,6 @@ from helper.tokens import Token
 __all__ = ["complete_endpoints", "obtain"]
 
 log = logs.get(__name__)
-
-# How often a caller nobody watches looks whether the lock holder signs in.
-_POLL = 0.25
 
 
 def obtain(
@@ -40,7 +37,7 @@ def obtain(
         # that was killed mid sign-in must not turn later callers away.
         st.mark_sign_in(target, False)
         current = st.reload(target)
-        if current is not None and current.is_fresh(provider.expiry_margin):
+        if _answers(current, cred, provider.expiry_margin):
             return current
 
         if current is not None and _refresh_secret(provider, current):
@@ -59,6 +56,14 @@ def obtain(
             st.mark_sign_in(target, False)
 
 
+def _answers(current: Record | None, cred: Credential, margin: int) -> bool:
+    # A credential for authtype callers alone leaves an older caller with
+    # nothing to send: it is no answer for them.
+    if current is None or not current.is_fresh(margin):
+        return False
+    return bool(current.password) or cred.has_capability("authtype")
+
+
 def _hold(
     held: contextlib.ExitStack, st: Store, target: Record, interactive: bool
 ) -> bool:
@@ -71,16 +76,12 @@ def _hold(
     if interactive:
         held.enter_context(st.lock(target, _lock_wait(True)))
         return True
-    deadline = time.monotonic() + _lock_wait(False)
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            held.enter_context(st.lock(target, min(_POLL, max(left, 0.0))))
-            return True
-        except LockTimeoutError:
-            if left <= 0 or st.sign_in_marked(target):
-                log.debug("another process is signing in to %s", target.host)
-                return False
+    lock = st.lock_unless_signing_in(target, _lock_wait(False))
+    if lock is None:
+        log.debug("another process is signing in to %s", target.host)
+        return False
+    held.enter_context(lock)
+    return True
 
 
 def _lock_wait(interactive: bool) -> float:
@@ -233,6 +234,10 @@ def _save(st: Store, base: Record, token: Token, **extra: str) -> Record:
         oauth_refresh_token=token.refresh_token or base.oauth_refresh_token,
         password_expiry_utc=str(token.expires_at) if token.expires_at else "",
         origin="login",
+        # A credential git stored over our record (capability[]=authtype) is
+        # not this token: it must not be answered in its place.
+        authtype="",
+        credential="",
         **extra,
     )
     # The saved copy carries its update time, which caps the expiry margin

@@ -504,6 +504,85 @@ def test_an_echo_is_known_even_when_the_keyring_cannot_unlock(
     assert path.read_text() == locked
 
 
+def _sealed_unopenable(env: dict[str, str]) -> Path:
+    """The one record file, its secrets turned into a blob no keyring opens."""
+    path = next(Path(env["OAUTH_HELPER_HOME"], "records").glob("*/*"))
+    text = path.read_text()
+    kept = [line for line in text.splitlines(keepends=True) if "=" in line]
+    secret = ("password=", "oauth_refresh_token=")
+    text = "".join(line for line in kept if not line.startswith(secret))
+    path.write_text(text.replace("kind=file", "kind=keyring") + "sealed=unopenable\n")
+    return path
+
+
+def test_a_store_over_a_record_that_cannot_be_unlocked_keeps_it(
+    env: dict[str, str],
+) -> None:
+    # A locked keyring: the sealed refresh token cannot be read back, so a
+    # different password must not replace the record that holds it.
+    serve(env, token_url=f"https://{HOST}/token")
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    past = str(int(time.time()) - 10)
+    st.save(
+        _login_record(
+            env, password="T1", oauth_refresh_token="RT1", password_expiry_utc=past
+        )
+    )
+    path = _sealed_unopenable(env)
+    locked = path.read_text()
+
+    other = request(protocol="https", host=HOST, username="oauth2", password="PAT")
+    done = run_helper("store", other, env)
+
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr.splitlines()[-1] == (
+        f"oauth-helper: not storing the credential for {HOST}: the stored token "
+        "cannot be unlocked now"
+    )
+    assert path.read_text() == locked
+
+
+def test_an_authtype_credential_over_a_signed_in_record_goes_with_its_erase(
+    env: dict[str, str],
+) -> None:
+    serve(env, token_url=f"https://{HOST}/token")
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    signed_in = _login_record(env, password="T1", oauth_refresh_token="RT1")
+    st.save(signed_in)
+    authtype = {"capability[]": "authtype", "authtype": "Bearer"}
+
+    store(env, username="oauth2", credential="USERCRED", **authtype)
+    kept = st.reload(signed_in)
+    assert kept is not None
+    assert (kept.credential, kept.oauth_refresh_token) == ("USERCRED", "RT1")
+
+    erase(env, username="oauth2", credential="USERCRED", **authtype)
+    after = st.reload(signed_in)
+    assert after is not None
+    assert (after.password, after.authtype, after.credential) == ("", "", "")
+    assert after.oauth_refresh_token == "RT1"
+
+
+def test_a_store_gives_way_to_a_sign_in_under_way(env: dict[str, str]) -> None:
+    serve(env, token_url=f"https://{HOST}/token")
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    record = _login_record(env, password="T1", oauth_refresh_token="RT1")
+    st.save(record)
+    before = st.reload(record)
+
+    with st.lock(record, timeout=1):
+        st.mark_sign_in(record, True)  # as a signing-in process has
+        started = time.monotonic()
+        store(env, username="oauth2", password="PAT")
+        waited = time.monotonic() - started
+        erase(env, username="oauth2", password="T1")
+
+    assert waited < 5  # not the two minutes a sign-in may take
+    after = st.reload(record)
+    assert before is not None and after is not None
+    assert (after.password, after.oauth_refresh_token) == ("T1", "RT1")
+
+
 def test_a_refresh_token_the_helper_obtained_never_reaches_stdout(
     env: dict[str, str],
 ) -> None:

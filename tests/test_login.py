@@ -447,3 +447,36 @@ def test_a_waiter_that_finds_a_fresh_token_loads_no_http_library(
     )
 
     assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+
+def test_a_refresh_drops_a_credential_stored_over_the_record(
+    fake: FakeServer, store: Store
+) -> None:
+    # git 2.46 stored an authtype credential over our record; it expired.
+    provider = make_provider(fake)
+    record = save_expired(store, provider)
+    store.save(record.copy(authtype="Bearer", credential="USERCRED"))
+    issued = {"access_token": "new", "token_type": "Bearer", "expires_in": 3600}
+    fake.route("/token", Reply(200, issued))
+
+    got = login.obtain(CRED, provider, store, interactive=False)
+
+    assert got is not None
+    assert (got.password, got.authtype, got.credential) == ("new", "", "")
+    kept = store.reload(record)
+    assert kept is not None and (kept.authtype, kept.credential) == ("", "")
+
+
+def test_a_credential_for_authtype_callers_is_no_answer_for_others(
+    fake: FakeServer, store: Store
+) -> None:
+    provider = make_provider(fake)
+    record = save_expired(store, provider)
+    store.save(record.copy(password="", password_expiry_utc="", credential="USERCRED"))
+    issued = {"access_token": "new", "token_type": "Bearer", "expires_in": 3600}
+    fake.route("/token", Reply(200, issued))
+
+    got = login.obtain(CRED, provider, store, interactive=False)
+
+    assert got is not None and got.password == "new"
+    assert [r.form["refresh_token"] for r in fake.seen("/token")] == [OLD]

@@ -37,6 +37,8 @@ _ASIDE = ".corrupt-"
 _PROBE_BACKOFF = 24 * 3600
 # A lock wait nobody chose (store and erase; login chooses its own).
 _DEFAULT_LOCK_WAIT = 120.0
+# How often a waiter that gives way to a sign-in looks for one.
+_SIGN_IN_POLL = 0.25
 
 
 class Store:
@@ -126,9 +128,13 @@ class Store:
             raise StoreError(f"cannot write {path}: {exc.strerror}") from None
         return True
 
+    def stored(self, record: Record) -> Record | None:
+        """What is stored under *record*'s key, secrets not loaded (None if gone)."""
+        return self._read(self._path(record))
+
     def reload(self, record: Record) -> Record | None:
         """Read *record*'s key again from disk, secrets loaded (None if gone)."""
-        current = self._read(self._path(record))
+        current = self.stored(record)
         return None if current is None else self.load_secrets(current)
 
     def load_secrets(self, record: Record) -> Record | None:
@@ -246,6 +252,27 @@ class Store:
         path = os.path.join(folder, f"{record.key_hash}.lock")
         return KeyLock(path, record.host, timeout)
 
+    def lock_unless_signing_in(
+        self, record: Record, timeout: float
+    ) -> "KeyLock | None":
+        """*record*'s lock, taken; None while its holder signs in, or after
+        *timeout* s.
+
+        For callers that need no sign-in of their own: waiting minutes for
+        someone else's would only hang them.
+        """
+        from helper.errors import LockTimeoutError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            lock = self.lock(record, min(_SIGN_IN_POLL, max(left, 0.0)))
+            try:
+                return lock.__enter__()
+            except LockTimeoutError:
+                if left <= 0 or self.sign_in_marked(record):
+                    return None
+
     def mark_sign_in(self, record: Record, signing_in: bool) -> None:
         """Say (or stop saying) that *record*'s lock holder is signing in.
 
@@ -305,6 +332,8 @@ class KeyLock:
         self._lock: object = None
 
     def __enter__(self) -> "KeyLock":
+        if self._lock is not None:  # taken already (lock_unless_signing_in)
+            return self
         # filelock uses flock(2) on POSIX: the kernel drops a dead process's
         # lock, so a crashed helper never blocks the next one.
         import filelock
