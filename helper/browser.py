@@ -137,7 +137,15 @@ def _protocol_fds_hidden() -> Iterator[None]:
     script in BROWSER) printing a line would corrupt git's protocol, and one
     reading stdin could swallow it.
     """
-    sys.stdout.flush()
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    # A closed fd (``get >&-``) gets a placeholder first, so that no copy
+    # made below lands on it, and is closed again after.
+    closed = [fd for fd in (0, 1) if not _is_open(fd)]
+    for fd in closed:
+        placeholder = os.open(os.devnull, os.O_RDWR)  # often fd itself
+        if placeholder != fd:
+            _point(fd, placeholder)
     saved = os.dup(0), os.dup(1)
     try:
         _point(0, os.open(os.devnull, os.O_RDONLY))
@@ -146,6 +154,8 @@ def _protocol_fds_hidden() -> Iterator[None]:
     finally:
         for fd, copy in enumerate(saved):
             _point(fd, copy)
+        for fd in closed:
+            os.close(fd)
 
 
 def _point(fd: int, source: int) -> None:

@@ -6,6 +6,7 @@ With :mod:`helper.entry`, the only module that prints or picks an exit code:
 
 import datetime
 import json
+import sys
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
@@ -166,6 +167,8 @@ def _host(hostname: str, port: int | None) -> str:
 def token(url: str) -> None:
     """Print a valid access token for URL (signing in if needed)."""
     cred, shown = _request(url)
+    if sys.stdout is None:  # said before a sign-in whose token would be lost
+        raise HelperError("cannot write the token: stdout is closed")
     resolved = settings.resolve(cred)
     pairs = dict(actions.get(cred, resolved, Store()))
     secret = pairs.get("password") or pairs.get("credential")

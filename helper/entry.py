@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(words) == 1 and words[0] in ACTIONS:
         if logs.debug_enabled():
             logs.configure()
+        if words[0] == "get" and sys.stdout is None:
+            # Said before any sign-in: its token could not be handed out.
+            log.error("cannot write the answer: stdout is closed")
+            return 1
         return run_action(words[0], _stdin_lines(), write_stdout)
     unknown = bool(words) and words[0] not in COMMANDS and words[0][:1] != "-"
     if unknown and not sys.stdin.isatty():
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 def _stdin_lines() -> "Iterable[str]":
     # git passes bytes through unchanged: a path or username that is not
     # UTF-8 must survive (surrogateescape) instead of failing the request.
+    if sys.stdin is None:  # closed (<&-): an empty request
+        return
     for line in sys.stdin.buffer:
         yield line.decode("utf-8", "surrogateescape")
 

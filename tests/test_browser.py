@@ -279,3 +279,34 @@ def wait_for(path, timeout=10.0):
         assert time.monotonic() < deadline, f"{path.name} never appeared"
         time.sleep(0.02)
     return path.read_text().strip()
+
+
+CLOSED_CHILD = """
+import os, sys
+from helper.browser import open_url
+launched = open_url(sys.argv[1])
+try:
+    os.fstat(1)
+    still = "open"
+except OSError:
+    still = "closed"
+print("launched", launched, "stdout", still, file=sys.stderr)
+"""
+
+
+def test_a_closed_stdout_stays_closed_and_the_browser_still_starts(tmp_path):
+    marker = tmp_path / "opened"
+    quick = script(tmp_path, "quick", '#!/bin/sh\necho "$1" > "$MARKER"\n')
+    env = {k: v for k, v in os.environ.items() if k != "BROWSER"}
+    env.update(BROWSER=str(quick), MARKER=str(marker), PYTHONPATH=ROOT)
+
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" -c "$1" "$2" >&-', sys.executable, CLOSED_CHILD, URL],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+    assert (done.returncode, done.stderr) == (0, "launched True stdout closed\n")
+    assert marker.read_text().strip() == URL

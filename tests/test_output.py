@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from flows.fakeserver import FakeServer
 from store.helpers import HELPER, isolated_env, request, run_helper
 
 HOST = "out.example.test"
@@ -89,3 +90,57 @@ def test_token_gives_back_the_bytes_git_stored(tmp_path: Path) -> None:
     )
 
     assert (done.returncode, done.stdout, done.stderr) == (0, b"p\xff\xfeq\n", b"")
+
+
+def test_a_closed_stdout_is_said_before_any_sign_in(tmp_path: Path) -> None:
+    env = {**isolated_env(tmp_path), "BROWSER": "/bin/true"}
+    env.pop("GIT_TERMINAL_PROMPT")
+    with FakeServer() as fake:
+        for key, value in (
+            ("oauthClientId", "cli"),
+            ("oauthAuthURL", fake.url("/authorize")),
+            ("oauthTokenURL", fake.url("/token")),
+        ):
+            url = f"credential.{fake.origin}.{key}"
+            subprocess.run(
+                ["git", "config", "--global", url, value], env=env, check=True
+            )
+        host = fake.origin.removeprefix("http://")
+        asked = subprocess.run(
+            ["sh", "-c", 'exec "$0" get >&-', str(GIT_HELPER)],
+            input=f"protocol=http\nhost={host}\n\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        token = subprocess.run(
+            ["sh", "-c", 'exec "$0" token "$1" >&-', str(HELPER), fake.origin],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        requests = list(fake.requests)
+
+    assert (asked.returncode, asked.stderr) == (
+        1,
+        "oauth-helper: cannot write the answer: stdout is closed\n",
+    )
+    assert (token.returncode, token.stderr) == (
+        1,
+        "oauth-helper: cannot write the token: stdout is closed\n",
+    )
+    assert requests == []
+
+
+def test_a_closed_stdin_is_an_empty_request(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" get <&-', str(GIT_HELPER)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
