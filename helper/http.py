@@ -141,7 +141,11 @@ def session() -> requests.Session:
 
 def host_of(url: str) -> str:
     """The host (and port, if any) of *url*, for messages."""
-    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2] or url
+    try:
+        netloc = urllib.parse.urlsplit(url).netloc
+    except ValueError:  # an unclosed "["
+        return "(not a URL)"
+    return netloc.rpartition("@")[2] or url
 
 
 def is_loopback(host: str) -> bool:
@@ -158,7 +162,10 @@ def is_loopback(host: str) -> bool:
 
 def require_secure(url: str, what: str) -> None:
     """Raise ConfigError unless *url* is https, or http to a loopback host."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # an unclosed "[", as in https://[::1/token
+        raise ConfigError(f"{what} is not a URL") from None
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and is_loopback(parts.hostname or ""):
@@ -173,7 +180,10 @@ def shown(url: str) -> str:
     A misconfigured URL may carry a password as user info, a token in its
     query or fragment.
     """
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "(not a URL)"
     return f"{parts.scheme}://{host_of(url)}{parts.path}" if parts.scheme else url
 
 

@@ -216,7 +216,10 @@ def parse_redirect(redirect_url: str) -> tuple[str, int, str]:
     if not redirect_url:
         return "127.0.0.1", 0, "/"
 
-    parts = urllib.parse.urlsplit(redirect_url)
+    try:
+        parts = urllib.parse.urlsplit(redirect_url)
+    except ValueError:  # an unclosed "[", as in http://[::1
+        raise ConfigError(f"redirect_url is not a URL: {redirect_url!r}") from None
     if parts.scheme != "http" or not _http.is_loopback(parts.hostname or ""):
         raise ConfigError(
             f"redirect_url must be http on a loopback host, got {redirect_url!r}"

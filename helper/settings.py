@@ -313,7 +313,11 @@ def _to_ports(value: object, where: str) -> tuple[int, ...]:
             if isinstance(item, bool):
                 raise TypeError(item)
             first, _, last = str(item).partition("-")
-            ports += range(int(first), int(last or first) + 1)
+            low, high = int(first), int(last or first)
+            # Checked before the range is built: 1-1000000000000 is no list.
+            if not 0 < low <= high < 65536:
+                raise ValueError(item)
+            ports += range(low, high + 1)
     except (TypeError, ValueError):
         ports = [0]
     if not ports or not all(0 < port < 65536 for port in ports):

@@ -375,3 +375,8 @@ def test_without_paste_the_terminal_is_not_read(terminal, logged):
             listener.wait(timeout=0.2)
 
     assert warnings_of(logged()) == []
+
+
+def test_a_redirect_url_that_cannot_be_split_is_a_config_error():
+    with pytest.raises(ConfigError, match="redirect_url is not a URL"):
+        loopback.parse_redirect("http://[::1")

@@ -110,6 +110,14 @@ def test_invalid_flow_is_a_config_error_naming_its_source(home: Path) -> None:
         ("expiry_margin = -100", "expiry_margin for git.example in {path} must be"),
         ("expiry_margin = 1e26", "expiry_margin for git.example in {path} must be"),
         ("redirect_ports = [true]", "redirect_ports for git.example in {path} must"),
+        (
+            'redirect_ports = "1-1000000000000"',
+            "redirect_ports for git.example in {path} must",
+        ),
+        (
+            'redirect_ports = "9000-8000"',
+            "redirect_ports for git.example in {path} must",
+        ),
         ("auth_params = { a = 1 }", "auth_params for git.example in {path} must be"),
     ],
 )
