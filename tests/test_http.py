@@ -291,7 +291,7 @@ def test_discovery_follows_a_redirect_to_https_only(
 
 @pytest.mark.parametrize("url", ["https://[::1/token", "http://[oops"])
 def test_a_url_that_cannot_be_split_is_a_config_error(url: str) -> None:
-    with pytest.raises(ConfigError, match="^token_url is not a URL$"):
+    with pytest.raises(ConfigError, match=r"^token_url is not a URL$"):
         http.require_secure(url, "token_url")
 
     assert http.shown(url) == http.host_of(url) == "(not a URL)"
