@@ -169,7 +169,7 @@ def token(url: str) -> None:
     cred, shown = _request(url)
     if sys.stdout is None:  # said before a sign-in whose token would be lost
         raise HelperError("cannot write the token: stdout is closed")
-    resolved = settings.resolve(cred)
+    resolved = settings.resolve(cred, warn=False)
     pairs = dict(actions.get(cred, resolved, Store()))
     secret = pairs.get("password") or pairs.get("credential")
     if not secret:
@@ -299,7 +299,7 @@ def explain(url: str, as_json: bool) -> None:
     cred, _ = _request(url)
     origin = f"{cred.protocol}://{cred.host}"
     try:
-        resolved = settings.resolve(cred)
+        resolved = settings.resolve(cred, warn=False)
     except HelperError as exc:
         if as_json:  # still one JSON object, as scripts parse it
             error = one_line(str(exc))

@@ -121,7 +121,8 @@ def _dispatch(action: str, stdin: "Iterable[str]") -> list[tuple[str, str]]:
     from helper import settings
     from helper.store import Store
 
-    resolved = settings.resolve(cred)
+    # git runs store and erase on every helper: only get may say more.
+    resolved = settings.resolve(cred, warn=action == "get")
     st = Store()
     served = resolved.provider is not None
     if action != "store" and not served and not st.has_host(cred.protocol, cred.host):

@@ -86,8 +86,12 @@ class Settings:
         self.insecure = insecure
 
 
-def resolve(cred: Credential) -> Settings:
-    """Resolve settings for *cred*; raise ConfigError on an invalid value."""
+def resolve(cred: Credential, warn: bool = True) -> Settings:
+    """Resolve settings for *cred*; raise ConfigError on an invalid value.
+
+    *warn* says on stderr why a host is not served after all (a plain http
+    URL); only a caller that would sign in wants that line.
+    """
     git = gitconfig.read_urlmatch("credential", cred.url)
     from_file = _file_entry(cred.host)
     from_git = _from_git(git)
@@ -101,7 +105,7 @@ def resolve(cred: Credential) -> Settings:
     found = preset or bool(_SERVER_KEYS & (from_file.keys() | from_git.keys()))
     if given and not found:
         return Settings(None, _interactive(git), serverless=True)
-    if found and not _signs_in_over(cred):
+    if found and not _signs_in_over(cred, warn):
         return Settings(None, _interactive(git), insecure=True)
     if not found:
         # client_id and scope in a request select a key; they do not make a
@@ -113,8 +117,8 @@ def resolve(cred: Credential) -> Settings:
     return Settings(provider, _interactive(git))
 
 
-def _signs_in_over(cred: Credential) -> bool:
-    """Whether a token may be obtained for *cred*'s protocol; warns if not.
+def _signs_in_over(cred: Credential, warn: bool) -> bool:
+    """Whether a token may be obtained for *cred*'s protocol (*warn*: say why not).
 
     Only https keeps a token unreadable on the way (plain http only to this
     machine). git asks for ftp, smtp and imap credentials too. What git
@@ -123,7 +127,7 @@ def _signs_in_over(cred: Credential) -> bool:
     protocol = cred.protocol.lower()
     if protocol == "https" or (protocol == "http" and is_loopback_host(cred.host)):
         return True
-    if protocol in ("http", "ftp"):
+    if warn and protocol in ("http", "ftp"):
         log.warning(
             "not signing in for %s://%s: a token would travel unencrypted; "
             "use its https URL",

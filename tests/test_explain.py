@@ -195,9 +195,24 @@ def test_a_preset_host_over_plain_http_says_so(env: dict[str, str]) -> None:
         "reason": reason,
     }
     assert token.returncode == 1
-    assert token.stderr.splitlines()[-1] == (
-        f"oauth-helper: no token for http://gitlab.example.org/: {reason}"
+    assert as_json.stderr == ""
+    assert token.stderr == (
+        f"oauth-helper: no token for http://gitlab.example.org/: {reason}\n"
     )
+
+
+def test_only_get_warns_about_plain_http(env: dict[str, str]) -> None:
+    # git runs store and erase on every helper after each request.
+    asked = "protocol=http\nhost=gitlab.example.org\nusername=u\npassword=p\n\n"
+    said = {
+        action: subprocess.run(
+            [HELPER, action], input=asked, capture_output=True, text=True, env=env
+        ).stderr
+        for action in ("store", "erase", "get")
+    }
+
+    assert (said["store"], said["erase"]) == ("", "")
+    assert "travel unencrypted" in said["get"]
 
 
 def test_help_documents_the_json_shape(env: dict[str, str]) -> None:
