@@ -132,7 +132,7 @@ def _request(url: str) -> tuple[Credential, str]:
         raise _not_a_url()
 
     # As git reads a URL: the user name percent-decoded (alice%40corp).
-    username = unquote(parts.username or "")
+    username = unquote(parts.username or "", errors="surrogateescape")
     cred = Credential(protocol=parts.scheme, host=host, username=username)
     return cred, f"{parts.scheme}://{host}{parts.path}"
 

@@ -150,10 +150,10 @@ def _assign_url(cred: Credential, url: str) -> None:
         raise ProtocolError("url has no scheme")
     userinfo, _, host = parts.netloc.rpartition("@")
     cred.protocol = parts.scheme
-    cred.host = unquote(host)
+    cred.host = unquote(host, errors="surrogateescape")
     if userinfo:
-        cred.username = unquote(userinfo.partition(":")[0])
-    cred.path = unquote(parts.path.lstrip("/"))
+        cred.username = unquote(userinfo.partition(":")[0], errors="surrogateescape")
+    cred.path = unquote(parts.path.lstrip("/"), errors="surrogateescape")
 
 
 def format_answer(pairs: "Iterable[tuple[str, str]]") -> str:

@@ -375,6 +375,32 @@ def test_logout_also_deletes_records_set_aside_as_damaged(
     assert ["host=b.example" in text for text in left] == ([True] if url else [])
 
 
+def test_a_url_user_name_that_is_not_utf8_is_decoded_to_gits_bytes(
+    helper_env: dict[str, str],
+) -> None:
+    stored = b"protocol=https\nhost=b.example\nusername=b\xffob\npassword=x\n\n"
+    subprocess.run(
+        [sys.executable, "-m", "helper", "store"],
+        input=stored,
+        env=helper_env,
+        check=True,
+    )
+    via_url = b"url=https://b%FFob@b.example/\n\n"
+    got = subprocess.run(
+        [sys.executable, "-m", "helper", "get"],
+        input=via_url,
+        env=helper_env,
+        capture_output=True,
+        check=True,
+    )
+    assert got.stdout == b"username=b\xffob\npassword=x\n"
+
+    done = run_helper(helper_env, "logout", "https://b%FFob@b.example/")
+
+    assert "removed 1 " in done.stderr
+    assert hosts(helper_env) == []
+
+
 def test_a_url_user_name_is_percent_decoded_as_git_does(
     helper_env: dict[str, str],
 ) -> None:
