@@ -394,9 +394,12 @@ def _file_entry(host: str) -> dict[str, object]:
     unknown = set(entry) - _FILE_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown settings for {host}: {sorted(unknown)}")
+    # An empty string is no value, as an empty git config value is not:
+    # issuer = "" must not make a host served with nowhere to sign in.
     return {
         key: _convert(key, value, f"{key} for {host} in {path}")
         for key, value in entry.items()
+        if value != ""
     }
 
 

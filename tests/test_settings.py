@@ -181,6 +181,14 @@ def test_broken_file_is_a_one_line_config_error(home: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_an_empty_string_in_the_file_is_no_value(home: Path) -> None:
+    write_file(home, '[hosts."git.example"]\nissuer = ""\nclient_id = "c"\n')
+
+    settings = resolve(Credential(protocol="https", host="git.example"))
+
+    assert settings.provider is None and settings.serverless
+
+
 def test_a_file_that_cannot_name_the_host_is_not_parsed(home: Path) -> None:
     # Parsing costs every git command; a broken line elsewhere is not this
     # host's business (it is reported for the hosts the file names).
