@@ -16,6 +16,11 @@ from helper.providers import Provider
 from helper.settings import Settings
 from helper.store import Record, Store
 
+# typing.TYPE_CHECKING without importing typing: every git command loads this.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
 __all__ = ["erase", "get", "store", "target_record"]
 
 log = logs.get(__name__)
@@ -210,15 +215,9 @@ def store(cred: Credential, settings: Settings, st: Store) -> None:
         credential=cred.credential if keep_authtype else "",
         origin="store",
     )
-    # A sign-in under way for this key writes a newer record: storing now
-    # would gain nothing, and waiting minutes for it would hang git's store.
-    lock = st.lock_unless_signing_in(record, timeouts.REFRESH_WAIT)
-    if lock is None:
-        log.debug("another process is signing in to %s; not stored", cred.host)
-        return
-    with lock:
+    with _held_unless_signing_in(record, st):
         stored = st.stored(record)
-        current = st.load_secrets(stored) if stored is not None else None
+        current = st.load_secrets(stored, warn=False) if stored else None
         if stored is not None and current is None and stored.refreshable:
             # Sealed and not unlockable now (a locked keyring): replacing it
             # would throw away a refresh token nobody can read back.
@@ -229,6 +228,24 @@ def store(cred: Credential, settings: Settings, st: Store) -> None:
             )
             return
         st.save(_keeping_grant(record, current))
+
+
+def _held_unless_signing_in(
+    record: Record, st: Store
+) -> "AbstractContextManager[object]":
+    """The key's lock, or none while another process signs in for the key.
+
+    Waiting minutes for someone else's sign-in would hang git's store or
+    erase; writing meanwhile is safe, as the sign-in writes only at its end
+    (and then wins, being newer), and keeps what git gave if it fails.
+    """
+    import contextlib  # store and erase only: a cache hit does without it
+
+    lock = st.lock_unless_signing_in(record, timeouts.REFRESH_WAIT)
+    if lock is None:
+        log.debug("another process holds the lock for %s; not waiting", record.host)
+        return contextlib.nullcontext()
+    return lock
 
 
 def _keeping_grant(record: Record, current: Record | None) -> Record:
@@ -316,12 +333,8 @@ def _secrets(record: Record) -> tuple[str, str]:
 
 def _forget(record: Record, st: Store) -> None:
     if record.origin == "login" and (record.oauth_refresh_token or record.msal_cache):
-        # The next get refreshes silently instead of starting a login. A
-        # sign-in under way replaces the record anyway: no wait for it.
-        lock = st.lock_unless_signing_in(record, timeouts.REFRESH_WAIT)
-        if lock is None:
-            return
-        with lock:
+        # The next get refreshes silently instead of starting a login.
+        with _held_unless_signing_in(record, st):
             current = st.reload(record)
             # Another process may have refreshed meanwhile: keep its token.
             if current is not None and _secrets(current) == _secrets(record):

@@ -36,11 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(words) == 1 and words[0] in ACTIONS:
         if logs.debug_enabled():
             logs.configure()
-        if words[0] == "get" and sys.stdout is None:
-            # Said before any sign-in: its token could not be handed out.
-            log.error("cannot write the answer: stdout is closed")
-            return 1
-        return run_action(words[0], _stdin_lines(), write_stdout)
+        # With stdout closed a token could not be handed out: no sign-in.
+        return run_action(
+            words[0], _stdin_lines(), write_stdout, sign_in=sys.stdout is not None
+        )
     unknown = bool(words) and words[0] not in COMMANDS and words[0][:1] != "-"
     if unknown and not sys.stdin.isatty():
         # git-credential(1): a helper ignores actions it does not know.
@@ -81,11 +80,17 @@ def write_stdout(text: str) -> None:
 
 
 def run_action(
-    action: str, stdin: "Iterable[str]", write: "Callable[[str], object]"
+    action: str,
+    stdin: "Iterable[str]",
+    write: "Callable[[str], object]",
+    sign_in: bool = True,
 ) -> int:
-    """Read one request, answer it, and return the exit code."""
+    """Read one request, answer it, and return the exit code.
+
+    *sign_in* False allows no sign-in, whatever the settings say.
+    """
     try:
-        pairs = _dispatch(action, stdin)
+        pairs = _dispatch(action, stdin, sign_in)
         text = format_answer(pairs)
     except FlowError as exc:
         if exc.error == "access_denied":
@@ -104,6 +109,8 @@ def run_action(
 
 def _answer(write: "Callable[[str], object]", text: str) -> bool:
     """Write *text*; False, said in one line, when stdout cannot take it."""
+    if not text:  # nothing to say needs no stdout
+        return True
     try:
         write(text)
     except OSError as exc:
@@ -112,7 +119,9 @@ def _answer(write: "Callable[[str], object]", text: str) -> bool:
     return True
 
 
-def _dispatch(action: str, stdin: "Iterable[str]") -> list[tuple[str, str]]:
+def _dispatch(
+    action: str, stdin: "Iterable[str]", sign_in: bool
+) -> list[tuple[str, str]]:
     cred = parse(stdin)
     if not cred.protocol:
         # git always sends a protocol; "cert" credentials have no host.
@@ -123,6 +132,7 @@ def _dispatch(action: str, stdin: "Iterable[str]") -> list[tuple[str, str]]:
 
     # git runs store and erase on every helper: only get may say more.
     resolved = settings.resolve(cred, warn=action == "get")
+    resolved.interactive = resolved.interactive and sign_in
     st = Store()
     served = resolved.provider is not None
     if action != "store" and not served and not st.has_host(cred.protocol, cred.host):

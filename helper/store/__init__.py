@@ -137,8 +137,11 @@ class Store:
         current = self.stored(record)
         return None if current is None else self.load_secrets(current)
 
-    def load_secrets(self, record: Record) -> Record | None:
-        """The record with its secrets; None when its keyring key is unusable."""
+    def load_secrets(self, record: Record, warn: bool = True) -> Record | None:
+        """The record with its secrets; None when its keyring key is unusable.
+
+        *warn* False leaves saying so to the caller.
+        """
         if not record.sealed:
             return record
         from helper.store import sealing
@@ -149,7 +152,10 @@ class Store:
             )
             secrets = parse_secrets(text)
         except StoreError as exc:
-            self._warn_once(f"cannot unlock a stored token ({exc}); ignoring it")
+            if warn:
+                self._warn_once(f"cannot unlock a stored token ({exc}); ignoring it")
+            else:
+                log.debug("cannot unlock a stored token: %s", exc)
             return None
         return record.copy(**secrets)
 
