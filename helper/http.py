@@ -33,6 +33,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TIMEOUT = timeouts.HTTP
+# Characters no host name or address holds (a space, an escape, a quote...):
+# such a URL is a typo, not a network problem.
+_NOT_IN_HOSTS = frozenset(' %<>"{}|\\^`')
 _DESCRIPTION_LIMIT = 200
 
 
@@ -164,8 +167,11 @@ def require_secure(url: str, what: str) -> None:
     """Raise ConfigError unless *url* is https, or http to a loopback host."""
     try:
         parts = urllib.parse.urlsplit(url)
-    except ValueError:  # an unclosed "[", as in https://[::1/token
+        _ = parts.port  # read to check it: https://h:99999/ fails here
+    except ValueError:  # an unclosed "[", a port past 65535
         raise ConfigError(f"{what} is not a URL") from None
+    if any(ch in _NOT_IN_HOSTS for ch in parts.hostname or ""):
+        raise ConfigError(f"{what} is not a URL")
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and is_loopback(parts.hostname or ""):
@@ -241,6 +247,8 @@ def post_form(
             f"the TLS certificate of {host_of(url)} is not trusted; check "
             "REQUESTS_CA_BUNDLE or SSL_CERT_FILE"
         ) from None
+    except requests.exceptions.InvalidURL:
+        raise ConfigError(f"{shown(url)} is not a valid URL") from None
     except requests.RequestException as exc:
         # The exception text may quote the URL; name the host and kind only.
         raise TransientError(

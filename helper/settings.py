@@ -316,7 +316,9 @@ def _to_ports(value: object, where: str) -> tuple[int, ...]:
         for item in items:  # type: ignore[attr-defined]
             if isinstance(item, bool):
                 raise TypeError(item)
-            first, _, last = str(item).partition("-")
+            first, _, last = str(item).strip().partition("-")
+            if not (_is_number(first) and _is_number(last or first)):
+                raise ValueError(item)
             low, high = int(first), int(last or first)
             # Checked before the range is built: 1-1000000000000 is no list.
             if not 0 < low <= high < 65536:
