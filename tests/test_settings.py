@@ -118,8 +118,14 @@ def test_invalid_flow_is_a_config_error_naming_its_source(home: Path) -> None:
             'redirect_ports = "9000-8000"',
             "redirect_ports for git.example in {path} must",
         ),
-        ('redirect_ports = "٣-٥"', "redirect_ports for git.example in {path} must"),
-        ('redirect_ports = "１２３"', "redirect_ports for git.example in {path} must"),
+        (
+            'redirect_ports = "\u0663-\u0665"',
+            "redirect_ports for git.example in {path} must",
+        ),
+        (
+            'redirect_ports = "\uff11\uff12\uff13"',
+            "redirect_ports for git.example in {path} must",
+        ),
         ("auth_params = { a = 1 }", "auth_params for git.example in {path} must be"),
     ],
 )
