@@ -171,6 +171,11 @@ def _after_refusal(provider: Provider, st: Store, current: Record) -> Record | N
         # refresh token rather than throw it away. Each retry needs another
         # rotation by someone else, so this ends.
         return again if again.is_fresh(0) else _refresh(provider, st, again)
+    if current.origin != "login":
+        # What git stored is dead, and nothing of ours needs remembering.
+        st.remove(current)
+        return None
+    # Kept without secrets: its token digests still tell git's late echoes.
     dead = {"password": "", "oauth_refresh_token": "", "msal_cache": ""}
     st.save(current.replaced(password_expiry_utc="", **dead))
     return None

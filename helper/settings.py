@@ -420,4 +420,10 @@ def _load_file(path: str, raw: bytes) -> dict[str, dict[str, object]]:
     for name, entry in hosts.items():
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: hosts.{name!r} must be a table of settings")
-    return {str(k).lower(): v for k, v in hosts.items()}
+    lowered: dict[str, dict[str, object]] = {}
+    for name, entry in hosts.items():
+        key = str(name).lower()
+        if key in lowered:  # host names ignore case: one would hide the other
+            raise ConfigError(f"{path}: two [hosts] entries name {key}")
+        lowered[key] = entry
+    return lowered

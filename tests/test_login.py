@@ -480,3 +480,18 @@ def test_a_credential_for_authtype_callers_is_no_answer_for_others(
 
     assert got is not None and got.password == "new"
     assert [r.form["refresh_token"] for r in fake.seen("/token")] == [OLD]
+
+
+def test_a_refused_refresh_token_git_stored_goes_with_its_record(
+    fake: FakeServer, store: Store
+) -> None:
+    provider = make_provider(fake)
+    record = save_expired(store, provider)
+    store.save(record.copy(origin="store"))
+    fake.route("/token", REFUSED)
+
+    got = login.obtain(CRED, provider, store, interactive=False)
+
+    assert got is None
+    assert store.stored(record) is None
+    assert [r.form["refresh_token"] for r in fake.seen("/token")] == [OLD]

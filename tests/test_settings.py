@@ -189,6 +189,16 @@ def test_broken_file_is_a_one_line_config_error(home: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_two_entries_for_one_host_are_a_config_error(home: Path) -> None:
+    write_file(
+        home,
+        '[hosts."git.example"]\nclient_id = "a"\n[hosts."GIT.example"]\nclient_id = "b"\n',
+    )
+
+    with pytest.raises(ConfigError, match="two \\[hosts\\] entries name git.example"):
+        resolve(Credential(protocol="https", host="git.example"))
+
+
 def test_an_empty_string_in_the_file_is_no_value(home: Path) -> None:
     write_file(home, '[hosts."git.example"]\nissuer = ""\nclient_id = "c"\n')
 
