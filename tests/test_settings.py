@@ -190,12 +190,11 @@ def test_broken_file_is_a_one_line_config_error(home: Path) -> None:
 
 
 def test_two_entries_for_one_host_are_a_config_error(home: Path) -> None:
-    write_file(
-        home,
-        '[hosts."git.example"]\nclient_id = "a"\n[hosts."GIT.example"]\nclient_id = "b"\n',
-    )
+    entries = ["[hosts.'git.example']", "client_id = 'a'"]
+    entries += ["[hosts.'GIT.example']", "client_id = 'b'"]
+    write_file(home, "\n".join(entries) + "\n")
 
-    with pytest.raises(ConfigError, match="two \\[hosts\\] entries name git.example"):
+    with pytest.raises(ConfigError, match=r"two \[hosts\] entries name git\.example"):
         resolve(Credential(protocol="https", host="git.example"))
 
 
