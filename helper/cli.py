@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 import click
 
 from helper import actions, logs, settings
-from helper.entry import write_stdout
+from helper.entry import silence_stdout, write_stdout
 from helper.errors import HelperError, one_line
 from helper.protocol import Credential
 from helper.providers import Provider
@@ -51,6 +51,11 @@ _ENDPOINTS = {
 
 def run(args: list[str]) -> int:
     """Run a click command; turn our errors into one line and exit 1."""
+    words = [arg for arg in args if not arg.startswith("-")]
+    # logout writes to stderr only; token says it in its own words.
+    if sys.stdout is None and words[:1] not in (["logout"], ["token"]):
+        click.echo("oauth-helper: cannot write the output: stdout is closed", err=True)
+        return 1
     try:
         cli.main(args=args, prog_name="oauth-helper", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -72,6 +77,12 @@ def run(args: list[str]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except (BrokenPipeError, SystemExit):
+        # Whoever read stdout has gone away. click answers EPIPE itself with
+        # sys.exit(1), its only SystemExit when not in standalone mode.
+        silence_stdout()
+        click.echo("oauth-helper: cannot write the output: Broken pipe", err=True)
+        return 1
     except Exception as exc:  # never a traceback, see below
         # An exception nobody foresaw may carry request data in its message:
         # only its type is shown, the traceback only with debug output on.

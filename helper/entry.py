@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["main", "run_action", "write_stdout"]
+__all__ = ["main", "run_action", "silence_stdout", "write_stdout"]
 
 log = logs.get("helper")
 
@@ -71,12 +71,19 @@ def write_stdout(text: str) -> None:
         stream.buffer.write(text.encode("utf-8", "surrogateescape"))
         stream.buffer.flush()
     except BrokenPipeError:
-        # The interpreter flushes stdout again at exit and would report the
-        # same broken pipe there: let that flush go nowhere.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
+        silence_stdout()
         raise
+
+
+def silence_stdout() -> None:
+    """Send stdout to /dev/null once its reader has gone away.
+
+    The interpreter flushes stdout again at exit and would report the same
+    broken pipe there: that flush then goes nowhere.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
 
 
 def run_action(

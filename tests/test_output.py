@@ -157,3 +157,53 @@ def test_nothing_to_answer_needs_no_stdout(env: dict[str, str]) -> None:
         )
 
         assert (done.returncode, done.stderr) == (0, "")
+
+
+COMMANDS = [["status"], ["explain", f"https://{HOST}/"], ["--help"], ["--version"]]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
+def test_a_command_with_a_closed_stdout_is_one_line(
+    env: dict[str, str], args: list[str]
+) -> None:
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" "$@" >&-', str(HELPER), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr == "oauth-helper: cannot write the output: stdout is closed\n"
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
+def test_a_command_whose_reader_went_away_is_one_line(
+    env: dict[str, str], args: list[str]
+) -> None:
+    process = subprocess.Popen(
+        [str(HELPER), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    process.stdout = None
+    _, err = process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    assert err.decode() == "oauth-helper: cannot write the output: Broken pipe\n"
+
+
+def test_logout_needs_no_stdout(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" logout "$1" >&-', str(HELPER), f"https://{HOST}/"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+    assert (done.returncode, done.stderr) == (0, "removed 1 stored credential(s)\n")
