@@ -107,7 +107,7 @@ def _fetch_first(issuer: str, url: str) -> dict[str, Any]:
 def _fetch(session: requests.Session, issuer: str, url: str) -> dict[str, Any]:
     try:
         response = session.get(url, headers={"Accept": "application/json"})
-    except requests.RequestException as exc:
+    except (requests.RequestException, ValueError) as exc:  # ValueError: urllib3
         # Unreachable host: the other well-known URLs would fail the same way.
         raise ConfigError(
             f"cannot fetch {http.shown(url)}: {type(exc).__name__}; "

@@ -148,7 +148,8 @@ def host_of(url: str) -> str:
         netloc = urllib.parse.urlsplit(url).netloc
     except ValueError:  # an unclosed "["
         return "(not a URL)"
-    return netloc.rpartition("@")[2] or url
+    # Never the URL itself in its place: its query may hold a token.
+    return netloc.rpartition("@")[2] or "(no host)"
 
 
 def is_loopback(host: str) -> bool:
@@ -170,7 +171,7 @@ def require_secure(url: str, what: str) -> None:
         _ = parts.port  # read to check it: https://h:99999/ fails here
     except ValueError:  # an unclosed "[", a port past 65535
         raise ConfigError(f"{what} is not a URL") from None
-    if any(ch in _NOT_IN_HOSTS for ch in parts.hostname or ""):
+    if not _plausible_host(parts.hostname or ""):
         raise ConfigError(f"{what} is not a URL")
     if parts.scheme == "https" and parts.hostname:
         return
@@ -178,6 +179,15 @@ def require_secure(url: str, what: str) -> None:
         return
 
     raise ConfigError(f"{what} must be an https URL, got {shown(url)!r}")
+
+
+def _plausible_host(host: str) -> bool:
+    # What urllib3 refuses later, as an error that reads like a network one:
+    # odd characters, an empty label (a..b), a label over 63 octets.
+    if any(ch in _NOT_IN_HOSTS for ch in host):
+        return False
+    labels = host.rstrip(".").split(".") if host and ":" not in host else []
+    return all(0 < len(label) <= 63 for label in labels)
 
 
 def shown(url: str) -> str:
@@ -190,7 +200,9 @@ def shown(url: str) -> str:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return "(not a URL)"
-    return f"{parts.scheme}://{host_of(url)}{parts.path}" if parts.scheme else url
+    if not parts.scheme:
+        return "(not a URL)"
+    return f"{parts.scheme}://{host_of(url)}{parts.path}"
 
 
 def _one_line(text: object) -> str:
@@ -247,7 +259,8 @@ def post_form(
             f"the TLS certificate of {host_of(url)} is not trusted; check "
             "REQUESTS_CA_BUNDLE or SSL_CERT_FILE"
         ) from None
-    except requests.exceptions.InvalidURL:
+    except (requests.exceptions.InvalidURL, ValueError):
+        # urllib3's LocationParseError (https://a..b/) is a ValueError too.
         raise ConfigError(f"{shown(url)} is not a valid URL") from None
     except requests.RequestException as exc:
         # The exception text may quote the URL; name the host and kind only.

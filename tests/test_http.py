@@ -299,6 +299,8 @@ def test_discovery_follows_a_redirect_to_https_only(
         "https://a b/token",
         "https://%zz/token",
         "https://é.test:1e3/t",
+        "https://a..b/t",
+        f"https://{'x' * 64}.example/t",
     ],
 )
 def test_a_url_that_cannot_be_split_is_a_config_error(url: str) -> None:
@@ -313,3 +315,14 @@ def test_a_url_requests_cannot_use_is_a_config_error() -> None:
     # urlsplit takes it; requests does not: a typo, not a network problem.
     with pytest.raises(ConfigError, match=r"^https://\[v1\.x\]/t is not a valid URL$"):
         http.post_form("https://[v1.x]/t", {"grant_type": "refresh_token"})
+
+
+@pytest.mark.parametrize(
+    "url", ["https:///t?access_token=SECRET", "https://:443/t#SECRET", "t?SECRET"]
+)
+def test_a_url_without_a_host_is_shown_without_its_query(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        http.require_secure(url, "token_url")
+
+    assert "SECRET" not in str(raised.value)
+    assert "SECRET" not in http.shown(url) + http.host_of(url)
