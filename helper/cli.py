@@ -310,7 +310,8 @@ def explain(url: str, as_json: bool) -> None:
     cred, _ = _request(url)
     origin = f"{cred.protocol}://{cred.host}"
     try:
-        resolved = settings.resolve(cred, warn=False)
+        # The whole settings file: a mistake elsewhere in it is worth seeing.
+        resolved = settings.resolve(cred, warn=False, whole_file=True)
     except HelperError as exc:
         if as_json:  # still one JSON object, as scripts parse it
             error = one_line(str(exc))

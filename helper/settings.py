@@ -86,14 +86,15 @@ class Settings:
         self.insecure = insecure
 
 
-def resolve(cred: Credential, warn: bool = True) -> Settings:
+def resolve(cred: Credential, warn: bool = True, whole_file: bool = False) -> Settings:
     """Resolve settings for *cred*; raise ConfigError on an invalid value.
 
     *warn* says on stderr why a host is not served after all (a plain http
-    URL); only a caller that would sign in wants that line.
+    URL); only a caller that would sign in wants that line. *whole_file*
+    reads the settings file even when it cannot name the host (explain).
     """
     git = gitconfig.read_urlmatch("credential", cred.url)
-    from_file = _file_entry(cred.host)
+    from_file = _file_entry(cred.host, whole_file)
     from_git = _from_git(git)
     provider = Provider()
     preset = _apply_preset(provider, cred, from_file, from_git)
@@ -377,7 +378,7 @@ def config_file() -> str:
     return os.path.join(base, "oauth-helper", "config.toml")
 
 
-def _file_entry(host: str) -> dict[str, object]:
+def _file_entry(host: str, whole_file: bool = False) -> dict[str, object]:
     path = config_file()
     try:
         with open(path, "rb") as stream:
@@ -388,8 +389,10 @@ def _file_entry(host: str) -> dict[str, object]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     # tomllib loads re, which costs more start-up time than a cache hit: a
     # file that cannot name this host (no escape could spell it) is skipped.
+    # One with NUL bytes (UTF-16, as some editors save) is read, to say so.
     name = host.lower().encode("utf-8", "surrogateescape")
-    if name not in raw.lower() and b"\\" not in raw:
+    spelled = name in raw.lower() or b"\\" in raw or b"\0" in raw
+    if not spelled and not whole_file:
         return {}
 
     entry = _load_file(path, raw).get(host.lower(), {})

@@ -214,6 +214,18 @@ def test_a_file_that_cannot_name_the_host_is_not_parsed(home: Path) -> None:
     assert resolve(Credential(protocol="https", host="git.example")).provider is None
     with pytest.raises(ConfigError):
         resolve(Credential(protocol="https", host="other.example"))
+    with pytest.raises(ConfigError):  # as explain reads it
+        resolve(Credential(protocol="https", host="git.example"), whole_file=True)
+
+
+def test_a_file_saved_as_utf16_is_reported_not_skipped(home: Path) -> None:
+    folder = home / "config" / "oauth-helper"
+    folder.mkdir(parents=True)
+    text = f'[hosts."git.example"]\nissuer = "{ISSUER}"\nclient_id = "c"\n'
+    (folder / "config.toml").write_bytes(text.encode("utf-16"))
+
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text$"):
+        resolve(Credential(protocol="https", host="git.example"))
 
 
 def test_a_host_spelled_with_escapes_is_still_found(home: Path) -> None:
