@@ -79,13 +79,30 @@ def find(cred: Credential, provider: Provider | None, st: Store) -> Record | Non
         for r in st.candidates(cred.protocol, target.host)
         if _matches(r, cred, target)
     ]
-    # Prefer the exact key, then the newest record.
-    found.sort(key=lambda r: (r.key_hash == target.key_hash, r.updated), reverse=True)
+    # Prefer what can be answered now (a request without a username takes
+    # any user's), then the exact key, then the newest record.
+    margin = provider.expiry_margin if provider else 0
+    now = time.time()
+    found.sort(
+        key=lambda r: (
+            _looks_fresh(r, margin, now),
+            r.key_hash == target.key_hash,
+            r.updated,
+        ),
+        reverse=True,
+    )
     for record in found:
         loaded = st.load_secrets(record)
         if loaded is not None:
             return loaded
     return None
+
+
+def _looks_fresh(record: Record, margin: int, now: float) -> bool:
+    # Before unsealing: a digest of the access token says one is held.
+    held = bool(record.current or record.password or record.credential)
+    expiry = record.expiry()
+    return held and (expiry is None or expiry - record.margin(margin) > now)
 
 
 def get(cred: Credential, settings: Settings, st: Store) -> Pairs:

@@ -626,6 +626,32 @@ def test_an_expired_record_of_another_user_is_refreshed_for_that_user(
     assert (answer["username"], answer["password"]) == ("alice", "AT-new")
 
 
+def test_a_fresh_record_of_another_user_wins_over_an_expired_exact_one(
+    env: dict[str, str],
+) -> None:
+    # Without a username any user's credential answers: the one that works
+    # now beats a newer, expired one that would need the network.
+    from flows.fakeserver import FakeServer, Reply
+
+    with FakeServer() as fake:
+        fake.route("/token", Reply(400, {"error": "invalid_grant"}))
+        serve(env, token_url=fake.url("/token"))
+        store(env, username="bob", password="BOBPW")
+        st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+        past = str(int(time.time()) - 10)
+        st.save(
+            _login_record(
+                env, password="OLD", oauth_refresh_token="RT", password_expiry_utc=past
+            )
+        )
+
+        answer = get(env)
+        requests = list(fake.requests)
+
+    assert answer == {"username": "bob", "password": "BOBPW"}
+    assert requests == []
+
+
 def test_server_text_reaches_stderr_escaped(env: dict[str, str]) -> None:
     from flows.fakeserver import FakeServer, Reply
 
