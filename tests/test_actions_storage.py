@@ -304,6 +304,16 @@ def _login_record(env: dict[str, str], **fields: str) -> Record:
     )
 
 
+def _signed_in(env: dict[str, str], **fields: str) -> tuple[Store, Record]:
+    """HOST served, and a record it signed in for (T1 and RT1 unless given)."""
+    serve(env, token_url=f"https://{HOST}/token")
+    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
+    values = {"password": "T1", "oauth_refresh_token": "RT1", **fields}
+    record = _login_record(env, **values)
+    st.save(record)
+    return st, record
+
+
 def test_late_store_of_a_retired_token_keeps_the_new_one(
     env: dict[str, str],
 ) -> None:
@@ -331,13 +341,8 @@ def test_a_password_from_elsewhere_keeps_the_signed_in_refresh_token(
 ) -> None:
     # The provider was down: the refresh failed, another helper (or the user)
     # supplied a password that worked, and git stores it under our key.
-    serve(env, token_url=f"https://{HOST}/token")
-    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
     past = str(int(time.time()) - 10)
-    signed_in = _login_record(
-        env, password="T1", oauth_refresh_token="RT1", password_expiry_utc=past
-    )
-    st.save(signed_in)
+    st, signed_in = _signed_in(env, password_expiry_utc=past)
 
     store(env, username="oauth2", password="PAT")
 
@@ -358,10 +363,7 @@ def test_a_password_from_elsewhere_keeps_the_signed_in_refresh_token(
 def test_a_store_with_its_own_refresh_token_replaces_ours(
     env: dict[str, str],
 ) -> None:
-    serve(env, token_url=f"https://{HOST}/token")
-    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
-    signed_in = _login_record(env, password="T1", oauth_refresh_token="RT1")
-    st.save(signed_in)
+    st, signed_in = _signed_in(env)
 
     store(env, username="oauth2", password="T9", oauth_refresh_token="RT9")
 
@@ -520,14 +522,7 @@ def test_a_store_over_a_record_that_cannot_be_unlocked_keeps_it(
 ) -> None:
     # A locked keyring: the sealed refresh token cannot be read back, so a
     # different password must not replace the record that holds it.
-    serve(env, token_url=f"https://{HOST}/token")
-    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
-    past = str(int(time.time()) - 10)
-    st.save(
-        _login_record(
-            env, password="T1", oauth_refresh_token="RT1", password_expiry_utc=past
-        )
-    )
+    _signed_in(env, password_expiry_utc=str(int(time.time()) - 10))
     path = _sealed_unopenable(env)
     locked = path.read_text()
 
@@ -545,10 +540,7 @@ def test_a_store_over_a_record_that_cannot_be_unlocked_keeps_it(
 def test_an_authtype_credential_over_a_signed_in_record_goes_with_its_erase(
     env: dict[str, str],
 ) -> None:
-    serve(env, token_url=f"https://{HOST}/token")
-    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
-    signed_in = _login_record(env, password="T1", oauth_refresh_token="RT1")
-    st.save(signed_in)
+    st, signed_in = _signed_in(env)
     authtype = {"capability[]": "authtype", "authtype": "Bearer"}
 
     store(env, username="oauth2", credential="USERCRED", **authtype)
@@ -568,10 +560,7 @@ def test_store_and_erase_do_not_wait_for_a_sign_in_under_way(
 ) -> None:
     # The sign-in writes only at its end (and then wins, being newer); if it
     # fails, what git stored meanwhile must still be there.
-    serve(env, token_url=f"https://{HOST}/token")
-    st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
-    record = _login_record(env, password="T1", oauth_refresh_token="RT1")
-    st.save(record)
+    st, record = _signed_in(env)
 
     with st.lock(record, timeout=1):
         st.mark_sign_in(record, True)  # as a signing-in process has

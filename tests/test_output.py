@@ -18,6 +18,38 @@ GIT_HELPER = HELPER.with_name("git-credential-oauth-helper")
 ASK = request(protocol="https", host=HOST)
 
 
+def closed(
+    redirect: str, program: Path, *args: str, env: dict[str, str], stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run *program* with *args* and the shell redirection *redirect* (>&-)."""
+    return subprocess.run(
+        ["sh", "-c", f'exec "$0" "$@" {redirect}', str(program), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+
+def reader_gone(
+    argv: list[str], env: dict[str, str], stdin: str = ""
+) -> tuple[int, str]:
+    """Exit status and stderr of *argv* whose stdout reader left before it wrote."""
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    process.stdout = None
+    _, err = process.communicate(stdin.encode(), timeout=30)
+    return process.returncode, err.decode()
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     env = isolated_env(tmp_path)
@@ -30,14 +62,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_a_closed_stdout_is_one_line_and_loses_nothing(
     env: dict[str, str], program: Path
 ) -> None:
-    done = subprocess.run(
-        ["sh", "-c", 'exec "$0" get >&-', str(program)],
-        input=ASK,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    done = closed(">&-", program, "get", env=env, stdin=ASK)
 
     assert done.returncode == 1
     assert done.stderr == "oauth-helper: cannot write the answer: stdout is closed\n"
@@ -45,30 +70,14 @@ def test_a_closed_stdout_is_one_line_and_loses_nothing(
 
 
 def test_a_reader_that_went_away_is_one_line(env: dict[str, str]) -> None:
-    process = subprocess.Popen(
-        [str(HELPER), "get"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
+    assert reader_gone([str(HELPER), "get"], env, ASK) == (
+        1,
+        "oauth-helper: cannot write the answer: Broken pipe\n",
     )
-    assert process.stdout is not None
-    process.stdout.close()  # the reader is gone before the answer is written
-    process.stdout = None
-    _, err = process.communicate(ASK.encode(), timeout=30)
-
-    assert process.returncode == 1
-    assert err.decode() == "oauth-helper: cannot write the answer: Broken pipe\n"
 
 
 def test_token_with_a_closed_stdout_is_one_line(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        ["sh", "-c", 'exec "$0" token "$1" >&-', str(HELPER), f"https://{HOST}/"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    done = closed(">&-", HELPER, "token", f"https://{HOST}/", env=env)
 
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == "oauth-helper: cannot write the token: stdout is closed\n"
@@ -108,21 +117,10 @@ def test_a_closed_stdout_starts_no_sign_in(tmp_path: Path) -> None:
                 ["git", "config", "--global", url, value], env=env, check=True
             )
         host = fake.origin.removeprefix("http://")
-        asked = subprocess.run(
-            ["sh", "-c", 'exec "$0" get >&-', str(GIT_HELPER)],
-            input=f"protocol=http\nhost={host}\n\n",
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
+        asked = closed(
+            ">&-", GIT_HELPER, "get", env=env, stdin=f"protocol=http\nhost={host}\n\n"
         )
-        token = subprocess.run(
-            ["sh", "-c", 'exec "$0" token "$1" >&-', str(HELPER), fake.origin],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
-        )
+        token = closed(">&-", HELPER, "token", fake.origin, env=env)
         requests = list(fake.requests)
 
     assert (asked.returncode, asked.stderr) == (0, "")
@@ -134,27 +132,14 @@ def test_a_closed_stdout_starts_no_sign_in(tmp_path: Path) -> None:
 
 
 def test_a_closed_stdin_is_an_empty_request(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        ["sh", "-c", 'exec "$0" get <&-', str(GIT_HELPER)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    done = closed("<&-", GIT_HELPER, "get", env=env)
 
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
 
 def test_nothing_to_answer_needs_no_stdout(env: dict[str, str]) -> None:
     for request_text in ("protocol=https\nhost=other.test\n\n", ""):
-        done = subprocess.run(
-            ["sh", "-c", 'exec "$0" get >&-', str(GIT_HELPER)],
-            input=request_text,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
-        )
+        done = closed(">&-", GIT_HELPER, "get", env=env, stdin=request_text)
 
         assert (done.returncode, done.stderr) == (0, "")
 
@@ -166,13 +151,7 @@ COMMANDS = [["status"], ["explain", f"https://{HOST}/"], ["--help"], ["--version
 def test_a_command_with_a_closed_stdout_is_one_line(
     env: dict[str, str], args: list[str]
 ) -> None:
-    done = subprocess.run(
-        ["sh", "-c", 'exec "$0" "$@" >&-', str(HELPER), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    done = closed(">&-", HELPER, *args, env=env)
 
     assert done.returncode == 1
     assert done.stderr == "oauth-helper: cannot write the output: stdout is closed\n"
@@ -182,28 +161,13 @@ def test_a_command_with_a_closed_stdout_is_one_line(
 def test_a_command_whose_reader_went_away_is_one_line(
     env: dict[str, str], args: list[str]
 ) -> None:
-    process = subprocess.Popen(
-        [str(HELPER), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
+    assert reader_gone([str(HELPER), *args], env) == (
+        1,
+        "oauth-helper: cannot write the output: Broken pipe\n",
     )
-    assert process.stdout is not None
-    process.stdout.close()
-    process.stdout = None
-    _, err = process.communicate(timeout=30)
-
-    assert process.returncode == 1
-    assert err.decode() == "oauth-helper: cannot write the output: Broken pipe\n"
 
 
 def test_logout_needs_no_stdout(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        ["sh", "-c", 'exec "$0" logout "$1" >&-', str(HELPER), f"https://{HOST}/"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    done = closed(">&-", HELPER, "logout", f"https://{HOST}/", env=env)
 
     assert (done.returncode, done.stderr) == (0, "removed 1 stored credential(s)\n")
