@@ -34,6 +34,18 @@ def store(
     assert done.returncode == 0, done.stderr
 
 
+def helper_bytes(env: dict[str, str], action: str, request: bytes) -> bytes:
+    """Run *action* with *request* as raw bytes (not UTF-8, as git may send)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "helper", action],
+        input=request,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout
+
+
 def hosts(env: dict[str, str]) -> list[str]:
     rows = json.loads(run_helper(env, "status", "--json").stdout)
     return sorted(str(row["host"]) for row in rows)
@@ -202,12 +214,10 @@ def test_status_survives_an_expiry_beyond_any_calendar(
 def test_status_shows_a_byte_that_is_not_utf8_as_that_byte(
     helper_env: dict[str, str],
 ) -> None:
-    stored = b"protocol=https\nhost=b.example\nusername=me\xff\npassword=pw\n\n"
-    subprocess.run(
-        [sys.executable, "-m", "helper", "store"],
-        input=stored,
-        env=helper_env,
-        check=True,
+    helper_bytes(
+        helper_env,
+        "store",
+        b"protocol=https\nhost=b.example\nusername=me\xff\npassword=pw\n\n",
     )
 
     text = run_helper(helper_env, "status")
@@ -379,21 +389,9 @@ def test_a_url_user_name_that_is_not_utf8_is_decoded_to_gits_bytes(
     helper_env: dict[str, str],
 ) -> None:
     stored = b"protocol=https\nhost=b.example\nusername=b\xffob\npassword=x\n\n"
-    subprocess.run(
-        [sys.executable, "-m", "helper", "store"],
-        input=stored,
-        env=helper_env,
-        check=True,
-    )
-    via_url = b"url=https://b%FFob@b.example/\n\n"
-    got = subprocess.run(
-        [sys.executable, "-m", "helper", "get"],
-        input=via_url,
-        env=helper_env,
-        capture_output=True,
-        check=True,
-    )
-    assert got.stdout == b"username=b\xffob\npassword=x\n"
+    helper_bytes(helper_env, "store", stored)
+    got = helper_bytes(helper_env, "get", b"url=https://b%FFob@b.example/\n\n")
+    assert got == b"username=b\xffob\npassword=x\n"
 
     done = run_helper(helper_env, "logout", "https://b%FFob@b.example/")
 
