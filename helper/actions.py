@@ -9,12 +9,12 @@ module and loads nothing heavy; refreshing and signing in live in
 import os
 import time
 
-from helper import logs, timeouts
+from helper import logs
 from helper.errors import ProtocolError
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.settings import Settings
-from helper.store import Record, Store
+from helper.store import Record, Store, lock_wait
 
 # typing.TYPE_CHECKING without importing typing: every git command loads this.
 TYPE_CHECKING = False
@@ -258,7 +258,7 @@ def _held_unless_signing_in(
     """
     import contextlib  # store and erase only: a cache hit does without it
 
-    lock = st.lock_unless_signing_in(record, timeouts.REFRESH_WAIT)
+    lock = st.lock_unless_signing_in(record, lock_wait(interactive=False))
     if lock is None:
         log.debug("another process holds the lock for %s; not waiting", record.host)
         return contextlib.nullcontext()

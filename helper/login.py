@@ -11,11 +11,11 @@ the record's ``msal_cache``.
 import contextlib
 import time
 
-from helper import logs, timeouts
+from helper import logs
 from helper.errors import ConfigError, FlowError, TransientError
 from helper.protocol import Credential
 from helper.providers import Provider
-from helper.store import Record, Store
+from helper.store import Record, Store, lock_wait
 from helper.tokens import Token
 
 __all__ = ["complete_endpoints", "obtain"]
@@ -74,32 +74,14 @@ def _hold(
     only get the token minutes later, and it must not hang a script.
     """
     if interactive:
-        held.enter_context(st.lock(target, _lock_wait(True)))
+        held.enter_context(st.lock(target, lock_wait(interactive=True)))
         return True
-    lock = st.lock_unless_signing_in(target, _lock_wait(False))
+    lock = st.lock_unless_signing_in(target, lock_wait(interactive=False))
     if lock is None:
         log.debug("another process is signing in to %s", target.host)
         return False
     held.enter_context(lock)
     return True
-
-
-def _lock_wait(interactive: bool) -> float:
-    """How long to wait for the process that holds the key's lock.
-
-    An interactive caller outwaits a whole sign-in, which the user may be
-    completing right now (git fetching submodules in parallel asks once, not
-    once per submodule). A caller nobody watches waits for a refresh only:
-    the slowest one the HTTP timeouts allow, with room to spare.
-    """
-    from helper.store import lock_timeout_setting
-
-    chosen = lock_timeout_setting()
-    if chosen is not None:
-        return chosen
-    if interactive:
-        return timeouts.SIGN_IN + 30
-    return timeouts.REFRESH_WAIT
 
 
 def _uses_msal(provider: Provider) -> bool:

@@ -9,7 +9,7 @@ names keep hosts and usernames out of paths. A record is plain text in the
 import os
 import time
 
-from helper import logs
+from helper import logs, timeouts
 from helper.errors import StoreError
 from helper.store import files
 from helper.store.records import (
@@ -25,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["Record", "Store", "lock_timeout_setting"]
+__all__ = ["Record", "Store", "lock_wait"]
 
 log = logs.get(__name__)
 
@@ -35,8 +35,6 @@ _ASIDE = ".corrupt-"
 # After the keyring failed once, "auto" writes plain files for this long
 # instead of probing (and warning) on every refresh.
 _PROBE_BACKOFF = 24 * 3600
-# A lock wait nobody chose (store and erase; login chooses its own).
-_DEFAULT_LOCK_WAIT = 120.0
 # How often a waiter that gives way to a sign-in looks for one.
 _SIGN_IN_POLL = 0.25
 
@@ -334,7 +332,7 @@ class KeyLock:
     def __init__(self, path: str, host: str, timeout: float | None) -> None:
         self.path = path
         self.host = host
-        self.timeout = _lock_timeout() if timeout is None else timeout
+        self.timeout = lock_wait(interactive=True) if timeout is None else timeout
         self._lock: object = None
 
     def __enter__(self) -> "KeyLock":
@@ -368,11 +366,18 @@ class KeyLock:
             release()
 
 
-def lock_timeout_setting() -> float | None:
-    """OAUTH_HELPER_LOCK_TIMEOUT in seconds, or None when it is not set."""
+def lock_wait(interactive: bool) -> float:
+    """How long to wait for the process that holds a key's lock.
+
+    A caller that may sign in outwaits a whole sign-in, which the user may be
+    completing right now (git fetching submodules in parallel asks once, not
+    once per submodule). Any other waits for a refresh only: the slowest one
+    the HTTP timeouts allow, with room to spare. OAUTH_HELPER_LOCK_TIMEOUT
+    sets one wait for both.
+    """
     raw = os.environ.get("OAUTH_HELPER_LOCK_TIMEOUT", "")
     if not raw:
-        return None
+        return timeouts.SIGN_IN + 30 if interactive else timeouts.REFRESH_WAIT
     try:
         seconds = float(raw)
     except ValueError:
@@ -380,8 +385,3 @@ def lock_timeout_setting() -> float | None:
     if not 0 <= seconds < float("inf"):
         raise StoreError("OAUTH_HELPER_LOCK_TIMEOUT must be a number of seconds")
     return seconds
-
-
-def _lock_timeout() -> float:
-    chosen = lock_timeout_setting()
-    return _DEFAULT_LOCK_WAIT if chosen is None else chosen
