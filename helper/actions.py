@@ -101,8 +101,7 @@ def find(cred: Credential, provider: Provider | None, st: Store) -> Record | Non
 def _looks_fresh(record: Record, margin: int, now: float) -> bool:
     # Before unsealing: a digest of the access token says one is held.
     held = bool(record.current or record.password or record.credential)
-    expiry = record.expiry()
-    return held and (expiry is None or expiry - record.margin(margin) > now)
+    return held and record.outlives(margin, now)
 
 
 def get(cred: Credential, settings: Settings, st: Store) -> Pairs:

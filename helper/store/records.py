@@ -102,10 +102,14 @@ class Record:
         """True when there is a secret to answer and it outlives *margin* seconds."""
         # A record stored with capability[]=authtype (git 2.46+) may carry its
         # secret in ``credential`` alone, with no password.
+        has_secret = bool(self.password or self.credential)
+        return has_secret and self.outlives(margin, now)
+
+    def outlives(self, margin: int, now: float | None = None) -> bool:
+        """True when the credential does not expire within *margin* seconds."""
         expiry = self.expiry()
         now = time.time() if now is None else now
-        has_secret = bool(self.password or self.credential)
-        return has_secret and (expiry is None or expiry - self.margin(margin) > now)
+        return expiry is None or expiry - self.margin(margin) > now
 
     def margin(self, wanted: int) -> int:
         """The safety margin for this token: *wanted*, but at most half its life.
