@@ -320,11 +320,7 @@ def explain(url: str, as_json: bool) -> None:
         raise
     provider = resolved.provider
     if provider is None:
-        _unserved(
-            f"{cred.protocol}://{cred.host}",
-            _unserved_reason(resolved, cred.protocol),
-            as_json,
-        )
+        _unserved(origin, _unserved_reason(resolved, cred.protocol), as_json)
         return
     # Settings are shown even when they are broken: that is when people look.
     problems = list(dict.fromkeys(_discover(provider) + _url_problems(provider)))
