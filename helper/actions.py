@@ -174,22 +174,24 @@ def _explain_missing_client(
     # set it up, then stay out of the way (git asks the next helper).
     if not interactive or not st.first_time(f"client-id {cred.protocol}://{cred.host}"):
         return []
-    # One line: where to register an app, and the one command that uses it.
+    # One line: where to register an app, what to choose there, and the
+    # commands that use it.
     name = provider.name or cred.host
     where = f"at {provider.register_url}" if provider.register_url else "with the host"
-    redirect = provider.redirect_url or "http://127.0.0.1/"
+    hint = provider.register_hint.replace(
+        "{redirect}", provider.redirect_url or "http://127.0.0.1/"
+    )
+    config = f"git config --global credential.{cred.protocol}://{cred.host}"
     # A provider that refuses public browser-flow clients also needs a secret.
     secret = provider.secret_required and not provider.device_auth_url
     log.warning(
-        "%s needs an OAuth client ID: register an OAuth application %s "
-        "(redirect URI %s), then run: git config --global "
-        "credential.%s://%s.oauthClientId <ID>%s",
+        "%s needs an OAuth client ID: register an OAuth application %s (%s), "
+        "then run: %s.oauthClientId <ID>%s",
         name,
         where,
-        redirect,
-        cred.protocol,
-        cred.host,
-        "; set oauthClientSecret <SECRET> the same way" if secret else "",
+        hint,
+        config,
+        f" and {config}.oauthClientSecret <SECRET>" if secret else "",
     )
     return []
 

@@ -236,12 +236,24 @@ def _bind_first(host: str, ports: tuple[int, ...], listener: Listener) -> _Serve
     # first free one, in the order given.
     for port in ports:
         try:
-            return _bind(host, port, listener)
+            server = _bind(host, port, listener)
         except OSError as exc:
             busy = exc.errno in (errno.EADDRINUSE, errno.EACCES)
             if not busy or port == ports[-1]:
                 raise ConfigError(_bind_failure(host, ports, exc)) from None
             log.debug("redirect port %s is busy: %s", port, exc.strerror)
+            continue
+        if port != ports[0]:
+            # Some providers accept the first port only (Databricks' own
+            # client, for now): a refused redirect then has this cause.
+            log.warning(
+                "redirect port %s is busy, using %s: if the sign-in page "
+                "refuses the redirect URI, free port %s and try again",
+                ports[0],
+                port,
+                ports[0],
+            )
+        return server
     raise AssertionError("no port to try")  # ports is never empty
 
 

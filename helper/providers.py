@@ -44,11 +44,16 @@ FIELDS: dict[str, object] = {
     "expiry_margin": 60,
     "auth_params": {},
     # Where a user registers an OAuth application, for hosts that publish no
-    # client ID for third-party tools.
+    # client ID for third-party tools, and what to choose there ("{redirect}"
+    # stands for the redirect URI).
     "register_url": "",
+    "register_hint": "redirect URI {redirect}",
     # The token endpoint refuses a browser-flow code without a client secret,
     # even for an app that cannot keep one.
     "secret_required": False,
+    # The host's 401 names its Entra tenant (Bearer authorization_uri=...),
+    # which then replaces the preset's multi-tenant authority.
+    "tenant_from_challenge": False,
 }
 
 
@@ -74,7 +79,9 @@ class Provider:
     expiry_margin: int
     auth_params: dict[str, str]
     register_url: str
+    register_hint: str
     secret_required: bool
+    tenant_from_challenge: bool
 
     def __init__(self, **values: object) -> None:
         self.sources: dict[str, str] = {}
@@ -111,12 +118,15 @@ PRESETS: dict[str, dict[str, object]] = {
         "token_url": "https://{host}/login/oauth/access_token",
         "device_auth_url": "https://{host}/login/device/code",
         "scopes": ("gist", "repo", "workflow"),
-        # GitHub authenticates git by the token alone; x-access-token is the
-        # name its docs use for token authentication over HTTPS.
+        # GitHub authenticates git by the token alone and ignores the name;
+        # x-access-token is the one its docs pair with tokens over HTTPS.
         "username": "x-access-token",
         # GitHub's authorize endpoint names its account hint "login".
         "login_hint": "login",
         "register_url": "https://{host}/settings/applications/new",
+        # Without a secret the helper signs in with the device flow, which
+        # GitHub turns on per app.
+        "register_hint": "callback URL {redirect}, Enable Device Flow ticked",
         # OAuth apps need the client secret even with PKCE; the device flow
         # needs none (docs.github.com, "Authorizing OAuth apps").
         "secret_required": True,
@@ -133,6 +143,10 @@ PRESETS: dict[str, dict[str, object]] = {
         "username": "oauth2",
         "login_hint": "",
         "register_url": "https://{host}/-/user_settings/applications",
+        # A confidential app (GitLab's default) wants a secret; the scopes the
+        # helper asks for must be ticked on the app.
+        "register_hint": "redirect URI {redirect}, Confidential unticked, "
+        "scopes read_repository and write_repository",
     },
     "gitea": {
         "name": "Gitea/Forgejo",
@@ -140,6 +154,9 @@ PRESETS: dict[str, dict[str, object]] = {
         "token_url": "https://{host}/login/oauth/access_token",
         "login_hint": "",
         "register_url": "https://{host}/user/settings/applications",
+        # Gitea matches any loopback port only for non-confidential clients
+        # (its default is confidential).
+        "register_hint": "redirect URI {redirect}, Confidential client unticked",
     },
     "bitbucket": {
         "name": "Bitbucket",
@@ -151,6 +168,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "login_hint": "",
         # OAuth consumers belong to a workspace.
         "register_url": "https://bitbucket.org/<workspace>/workspace/settings/api",
+        "register_hint": "callback URL {redirect}, permission Repositories: Write",
         # Bitbucket OAuth consumers are confidential clients.
         "secret_required": True,
     },
@@ -160,6 +178,8 @@ PRESETS: dict[str, dict[str, object]] = {
         "token_url": "https://oauth2.googleapis.com/token",
         "scopes": ("https://www.googleapis.com/auth/gerritcodereview",),
         "register_url": "https://console.cloud.google.com/apis/credentials",
+        # Desktop clients take any loopback port and have no redirect field.
+        "register_hint": "an OAuth client ID of type Desktop app",
         # Google issues "Desktop app" clients a secret and requires it at the
         # token endpoint (developers.google.com/identity/protocols/oauth2/native-app).
         "secret_required": True,
@@ -190,15 +210,27 @@ PRESETS: dict[str, dict[str, object]] = {
         # Work and school accounts of any tenant (Microsoft identity platform
         # docs, "Authority"); a single-tenant app sets oauthAuthority.
         "authority": "https://login.microsoftonline.com/organizations",
+        # An organization's own tenant, from its 401: a guest's home-tenant
+        # token would be refused there.
+        "tenant_from_challenge": True,
         # 499b84ac-... is Azure DevOps' resource ID (learn.microsoft.com,
         # "Use Microsoft Entra ID for Azure DevOps authentication").
         "scopes": ("499b84ac-1321-427f-aa17-267ca6975798/.default",),
+        # Entra's portal registers plain http://localhost for desktop apps and
+        # then accepts any port on it; 127.0.0.1 needs a manifest edit.
+        "redirect_url": "http://localhost",
         "register_url": "https://entra.microsoft.com/#view/Microsoft_AAD_RegisteredApps",
+        # The device flow needs public client flows allowed; ".default" grants
+        # only the permissions the app lists.
+        "register_hint": "platform Mobile and desktop applications, redirect URI "
+        "{redirect}, Allow public client flows: Yes, API permission Azure "
+        "DevOps user_impersonation",
     },
 }
 
 # Host (exact, or "*.suffix") -> (preset, the host its endpoints live on, ""
-# for the request's own host).
+# for the request's own host). An exact host with preset "" has none, even
+# where a pattern would match it.
 HOSTS: dict[str, tuple[str, str]] = {
     "github.com": ("github", ""),
     "gist.github.com": ("github", "github.com"),
@@ -210,6 +242,11 @@ HOSTS: dict[str, tuple[str, str]] = {
     "*.cloud.databricks.com": ("databricks", ""),
     "*.azuredatabricks.net": ("databricks", ""),
     "*.gcp.databricks.com": ("databricks", ""),
+    # Account consoles sign in under /oidc/accounts/<account ID>, which no
+    # host name tells: the user configures them (oauthIssuer).
+    "accounts.cloud.databricks.com": ("", ""),
+    "accounts.azuredatabricks.net": ("", ""),
+    "accounts.gcp.databricks.com": ("", ""),
     "dev.azure.com": ("azure-devops", ""),
     "*.visualstudio.com": ("azure-devops", ""),
 }

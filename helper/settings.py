@@ -52,6 +52,14 @@ URL_SETTINGS = frozenset(
     }
 )
 
+# Microsoft Entra ID's login host, and what a tenant (a GUID or a domain name)
+# is spelled with.
+_ENTRA = "https://login.microsoftonline.com/"
+_TENANT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+# Endpoint settings that may be a path on the remote's host ("/oauth/token").
+_RELATIVE_OK = ("auth_url", "token_url", "device_auth_url")
+
 # Settings that say which server a host uses: with any of them set by the user,
 # the host's name or realm is not used to guess a preset.
 _SERVER_KEYS = frozenset(
@@ -114,6 +122,7 @@ def resolve(cred: Credential, warn: bool = True, whole_file: bool = False) -> Se
         return Settings(None, _interactive(git))
 
     _apply(provider, _from_request(cred), "request")
+    _resolve_relative_endpoints(provider, cred)
     _prefer_device_without_secret(provider)
     return Settings(provider, _interactive(git))
 
@@ -186,7 +195,30 @@ def _apply_preset(
             value = dict(value)
         provider.set(key, value, "preset")
     provider.set("preset", name, source)
+    tenant = _entra_tenant(cred.wwwauth) if provider.tenant_from_challenge else ""
+    if tenant:
+        provider.set("authority", f"{_ENTRA}{tenant}", "wwwauth")
     return True
+
+
+def _entra_tenant(wwwauth: list[str]) -> str:
+    """The tenant a ``Bearer authorization_uri=`` challenge names, or "".
+
+    Only a tenant under Microsoft's own login host is taken: the remote must
+    not be able to send the sign-in elsewhere.
+    """
+    for header in wwwauth:
+        scheme, _, params = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            continue
+        for param in params.split(","):
+            name, _, value = param.strip().partition("=")
+            uri = value.strip().strip('"')
+            if name.strip().lower() == "authorization_uri" and uri.startswith(_ENTRA):
+                tenant = uri[len(_ENTRA) :].rstrip("/")
+                if tenant and all(c in _TENANT_CHARS for c in tenant.lower()):
+                    return tenant
+    return ""
 
 
 def _choose_preset(
@@ -203,7 +235,7 @@ def _choose_preset(
     name = host.partition(":")[0] if host[:1] != "[" else host
     known = _find_host(name)
     if known is not None:
-        return known[0], known[1], "preset"
+        return (known[0], known[1], "preset") if known[0] else None
     if _SERVER_KEYS & (from_git.keys() | from_file.keys()):
         return None
 
@@ -233,6 +265,17 @@ def _realm_preset(wwwauth: list[str]) -> str:
         if realm in REALMS:
             return REALMS[realm]
     return ""
+
+
+def _resolve_relative_endpoints(provider: Provider, cred: Credential) -> None:
+    # git-credential-oauth takes oauthAuthURL=/oauth/authorize as a path on
+    # the remote's own host; a configuration written for it means the same
+    # here. Only a single leading "/": "//host/..." names another host.
+    for key in _RELATIVE_OK:
+        value = getattr(provider, key)
+        if value.startswith("/") and not value.startswith("//"):
+            absolute = f"{cred.protocol.lower()}://{cred.host}{value}"
+            provider.set(key, absolute, provider.sources.get(key, "preset"))
 
 
 def _from_git(git: dict[str, str]) -> dict[str, object]:

@@ -139,6 +139,36 @@ def test_a_fixed_port_can_be_reused_right_after_a_login():
             assert listener.wait(timeout=5)["code"] == CODE
 
 
+def test_a_busy_port_gives_way_to_the_next_with_one_warning(caplog):
+    first, second = free_port(), free_port()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", first))
+        squatter.listen()
+        with (
+            caplog.at_level(logging.WARNING, logger="helper.loopback"),
+            Listener(STATE, f"http://localhost:{first}", (second,)) as listener,
+        ):
+            redirect_uri = listener.redirect_uri
+
+    assert redirect_uri == f"http://localhost:{second}"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"redirect port {first} is busy, using {second}: if the sign-in page "
+        f"refuses the redirect URI, free port {first} and try again"
+    ]
+
+
+def test_the_first_port_free_means_no_warning(caplog):
+    first, second = free_port(), free_port()
+    with (
+        caplog.at_level(logging.WARNING, logger="helper.loopback"),
+        Listener(STATE, f"http://localhost:{first}", (second,)) as listener,
+    ):
+        redirect_uri = listener.redirect_uri
+
+    assert redirect_uri == f"http://localhost:{first}"
+    assert caplog.records == []
+
+
 def test_configured_port_in_use_is_a_config_error():
     with Listener(STATE) as first, pytest.raises(ConfigError, match="cannot listen"):
         Listener(STATE, first.redirect_uri)

@@ -116,7 +116,8 @@ AZURE_DEVOPS = {
     "device_auth_url": "",
     "scope": "499b84ac-1321-427f-aa17-267ca6975798/.default",
     "username": "oauth2",
-    "redirect_url": "",
+    # What Entra's portal registers for a desktop app (any port then works).
+    "redirect_url": "http://localhost",
     "client_id": "",
     "flow": "auto",
 }
@@ -211,7 +212,7 @@ def test_table_covers_every_preset_and_host() -> None:
     covered = {expected["preset"] for _, expected in TABLE}
 
     assert covered == set(PRESETS)
-    for pattern in HOSTS:
+    for pattern in (pattern for pattern, (preset, _) in HOSTS.items() if preset):
         assert any(
             h == pattern or (pattern[:2] == "*." and h.endswith(pattern[1:]))
             for h in hosts
@@ -259,6 +260,116 @@ def test_other_realms(home: Path, header: str, preset: str) -> None:
 def test_unknown_realm_is_not_served(home: Path) -> None:
     assert settings_for("code.corp.example", 'Basic realm="Jenkins"') is None
     assert settings_for("code.corp.example") is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "accounts.cloud.databricks.com",
+        "accounts.azuredatabricks.net",
+        "accounts.gcp.databricks.com",
+    ],
+)
+def test_databricks_account_consoles_get_no_workspace_preset(
+    home: Path, host: str
+) -> None:
+    # Their issuer is /oidc/accounts/<account ID>, which the name cannot tell.
+    assert settings_for(host) is None
+    assert settings_for(f"dbc-1.{host.partition('.')[2]}") is not None
+
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+@pytest.mark.parametrize(
+    "challenge",
+    [
+        f"Bearer authorization_uri=https://login.microsoftonline.com/{TENANT}",
+        f'bearer realm="", authorization_uri="https://login.microsoftonline.com/{TENANT}/"',
+    ],
+)
+def test_azure_devops_takes_the_tenant_its_401_names(
+    home: Path, challenge: str
+) -> None:
+    provider = settings_for(
+        "dev.azure.com", 'Basic realm="https://dev.azure.com/"', challenge
+    )
+
+    assert provider is not None
+    assert provider.authority == f"https://login.microsoftonline.com/{TENANT}"
+    assert provider.sources["authority"] == "wwwauth"
+
+
+@pytest.mark.parametrize(
+    "challenge",
+    [
+        # Another login host: the remote must not choose where to sign in.
+        f"Bearer authorization_uri=https://login.example.com/{TENANT}",
+        "Bearer authorization_uri=https://login.microsoftonline.com/a/../../x",
+        "Bearer authorization_uri=https://login.microsoftonline.com/",
+        f"Basic authorization_uri=https://login.microsoftonline.com/{TENANT}",
+    ],
+)
+def test_azure_devops_ignores_a_challenge_naming_no_entra_tenant(
+    home: Path, challenge: str
+) -> None:
+    provider = settings_for("dev.azure.com", challenge)
+
+    assert provider is not None
+    assert provider.authority == "https://login.microsoftonline.com/organizations"
+
+
+def test_a_configured_authority_outranks_the_challenge(home: Path) -> None:
+    git_config(
+        home,
+        "credential.https://dev.azure.com.oauthAuthority",
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+    )
+
+    provider = settings_for(
+        "dev.azure.com",
+        f"Bearer authorization_uri=https://login.microsoftonline.com/{TENANT}",
+    )
+
+    assert provider is not None
+    assert provider.authority.endswith("/contoso.onmicrosoft.com")
+
+
+def test_other_hosts_ignore_an_entra_challenge(home: Path) -> None:
+    provider = settings_for(
+        "gitlab.com",
+        f"Bearer authorization_uri=https://login.microsoftonline.com/{TENANT}",
+    )
+
+    assert provider is not None and provider.authority == ""
+
+
+def test_relative_endpoints_are_paths_on_the_remote(home: Path) -> None:
+    # As git-credential-oauth documents them for self-hosted GitLab.
+    url = "credential.https://code.corp.example:8443"
+    git_config(home, f"{url}.oauthAuthURL", "/oauth/authorize")
+    git_config(home, f"{url}.oauthTokenURL", "/oauth/token")
+    git_config(home, f"{url}.oauthDeviceAuthURL", "/oauth/authorize_device")
+
+    provider = settings_for("code.corp.example:8443")
+
+    assert provider is not None
+    assert provider.auth_url == "https://code.corp.example:8443/oauth/authorize"
+    assert provider.token_url == "https://code.corp.example:8443/oauth/token"
+    assert provider.device_auth_url == (
+        "https://code.corp.example:8443/oauth/authorize_device"
+    )
+    assert provider.sources["token_url"] == "git config"
+
+
+def test_a_network_path_is_not_taken_as_the_remotes_own(home: Path) -> None:
+    git_config(
+        home, "credential.https://code.corp.example.oauthTokenURL", "//x.example/t"
+    )
+
+    provider = settings_for("code.corp.example")
+
+    assert provider is not None and provider.token_url == "//x.example/t"
 
 
 def test_self_hosted_detected_by_host_name(home: Path) -> None:
@@ -424,7 +535,54 @@ def test_miss_names_the_secret_where_one_is_required(home: Path) -> None:
     done = run_get(home, "protocol=https\nhost=bitbucket.org\n\n")
 
     assert done.returncode == 0 and done.stdout == ""
-    assert "oauthClientSecret" in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert (
+        "git config --global credential.https://bitbucket.org.oauthClientSecret "
+        "<SECRET>" in done.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "choices"),
+    [
+        # The helper uses the device flow without a secret: GitHub turns it
+        # on per app.
+        ("github.com", "(callback URL http://127.0.0.1/, Enable Device Flow ticked)"),
+        (
+            "gitlab.com",
+            "(redirect URI http://127.0.0.1/, Confidential unticked, "
+            "scopes read_repository and write_repository)",
+        ),
+        (
+            "codeberg.org",
+            "(redirect URI http://127.0.0.1/, Confidential client unticked)",
+        ),
+        ("go.googlesource.com", "(an OAuth client ID of type Desktop app)"),
+        (
+            "dev.azure.com",
+            "(platform Mobile and desktop applications, redirect URI "
+            "http://localhost, Allow public client flows: Yes, API permission "
+            "Azure DevOps user_impersonation)",
+        ),
+    ],
+)
+def test_miss_says_what_to_choose_when_registering(
+    home: Path, host: str, choices: str
+) -> None:
+    done = run_get(home, f"protocol=https\nhost={host}\n\n")
+
+    assert (done.returncode, done.stdout) == (0, "")
+    assert choices in done.stderr
+
+
+def test_miss_shows_a_configured_redirect_uri(home: Path) -> None:
+    git_config(
+        home, "credential.https://gitlab.com.oauthRedirectURL", "http://127.0.0.1:7777/"
+    )
+
+    done = run_get(home, "protocol=https\nhost=gitlab.com\n\n")
+
+    assert "(redirect URI http://127.0.0.1:7777/, Confidential" in done.stderr
 
 
 def test_non_interactive_miss_is_silent(home: Path) -> None:
