@@ -180,7 +180,24 @@ def _run_flow(cred: Credential, provider: Provider) -> Token:
         return login_device(provider)
     from helper.flows.pkce import login_browser
 
-    return login_browser(provider, login_hint=cred.username)
+    return login_browser(provider, login_hint=_login_hint(cred, provider))
+
+
+def _login_hint(cred: Credential, provider: Provider) -> str:
+    """The request's username as an account hint, where it names someone.
+
+    The preset's default username (oauth2, x-access-token) is a placeholder
+    git sends back, not an account; a name that is not text (a %FF in the
+    URL) cannot travel in a URL query either.
+    """
+    name = cred.username
+    if name == provider.username:
+        return ""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    return name
 
 
 def _login_msal(
@@ -195,7 +212,8 @@ def _login_msal(
     else:
         # Azure DevOps URLs carry the organization as user name
         # (https://org@dev.azure.com/org/...): only an address is a login hint.
-        hint = cred.username if "@" in cred.username else ""
+        hint = _login_hint(cred, provider)
+        hint = hint if "@" in hint else ""
         signed = msal.login_browser(provider, login_hint=hint)
     return _save(st, target, signed.token, msal_cache=signed.cache)
 

@@ -405,3 +405,31 @@ def test_over_ssh_the_paste_is_offered_and_a_redirect_still_ends_it(
 
     assert login_browser(make_provider(fake), timeout=10).access_token == ACCESS
     assert len(paste_prompts(caplog)) == 1
+
+
+@pytest.mark.parametrize(
+    ("username", "hint"),
+    [
+        ("alice@example.com", "alice@example.com"),
+        # The preset's own default is what git echoes back, not an account.
+        ("oauth2", None),
+        # %FF in a remote URL: not text, so no hint (and no crash).
+        ("\udcff", None),
+    ],
+)
+def test_only_a_username_naming_someone_becomes_the_login_hint(
+    fake, browser, prompts, tmp_path, username, hint
+):
+    from helper import login
+    from helper.protocol import Credential
+    from helper.store import Store
+
+    AuthServer(fake)
+    provider = make_provider(fake, flow="browser", username="oauth2")
+    cred = Credential(protocol="https", host="git.example", username=username)
+    store = Store(str(tmp_path / "state"), kind="file")
+
+    record = login.obtain(cred, provider, store, interactive=True)
+
+    assert record is not None and record.password == ACCESS
+    assert fake.seen("/authorize")[0].query.get("login_hint") == hint
