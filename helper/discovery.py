@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pathlib
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -17,6 +18,7 @@ import requests
 
 from helper import http
 from helper.errors import ConfigError
+from helper.paths import xdg_home
 
 __all__ = ["CACHE_LIFETIME", "cache_dir", "discover"]
 
@@ -36,9 +38,13 @@ class _NotHere(Exception):
 
 def cache_dir() -> pathlib.Path:
     """Where discovery documents are cached (honours XDG_CACHE_HOME)."""
-    import platformdirs
+    if sys.platform in ("win32", "darwin"):
+        import platformdirs
 
-    return pathlib.Path(platformdirs.user_cache_dir("oauth-helper")) / "discovery"
+        base = platformdirs.user_cache_dir("oauth-helper")
+    else:
+        base = os.path.join(xdg_home("XDG_CACHE_HOME", ".cache"), "oauth-helper")
+    return pathlib.Path(base) / "discovery"
 
 
 def discover(issuer: str, url: str = "") -> dict[str, Any]:

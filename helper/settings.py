@@ -11,6 +11,7 @@ import sys
 
 from helper import gitconfig, logs
 from helper.errors import ConfigError
+from helper.paths import xdg_home
 from helper.protocol import Credential
 from helper.providers import FLOWS, HOSTS, NAME_HINTS, PRESETS, REALMS, Provider
 
@@ -415,10 +416,9 @@ def config_file() -> str:
         import platformdirs
 
         return os.path.join(platformdirs.user_config_dir("oauth-helper"), "config.toml")
-    # The XDG rule is spelled out here because platformdirs costs more start-up
-    # time than a cache hit; off Linux it is used as it is.
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return os.path.join(base, "oauth-helper", "config.toml")
+    return os.path.join(
+        xdg_home("XDG_CONFIG_HOME", ".config"), "oauth-helper", "config.toml"
+    )
 
 
 def _file_entry(host: str, whole_file: bool = False) -> dict[str, object]:

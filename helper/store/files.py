@@ -11,6 +11,7 @@ import sys
 
 from helper import logs
 from helper.errors import StoreError
+from helper.paths import xdg_home
 
 __all__ = [
     "TEMP_PREFIX",
@@ -44,10 +45,7 @@ def state_dir() -> str:
         import platformdirs
 
         return platformdirs.user_state_dir("oauth-helper", appauthor=False)
-    # The XDG Base Directory rule, spelled out because importing platformdirs
-    # costs more start-up time than a whole cache hit.
-    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return os.path.join(base, "oauth-helper")
+    return os.path.join(xdg_home("XDG_STATE_HOME", ".local/state"), "oauth-helper")
 
 
 def ensure_private_dir(path: str) -> None:
