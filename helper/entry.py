@@ -130,8 +130,10 @@ def _dispatch(
     action: str, stdin: "Iterable[str]", sign_in: bool
 ) -> list[tuple[str, str]]:
     cred = parse(stdin)
-    if not cred.protocol:
-        # git always sends a protocol; "cert" credentials have no host.
+    if not cred.protocol or not (cred.host or cred.path):
+        # git always sends a protocol, and a host or (for "cert") a path, as
+        # its own storage helpers require: a request with neither names no
+        # credential, and must not match every stored one.
         return []
 
     from helper import settings

@@ -430,3 +430,35 @@ def test_token_for_a_plain_http_host_says_why(helper_env: dict[str, str]) -> Non
         "oauth-helper: no token for http://plain.example/repo.git: a token would "
         "travel unencrypted over plain http; use the https URL"
     )
+
+
+def test_a_credential_without_host_or_path_is_neither_stored_nor_answered(
+    helper_env: dict[str, str],
+) -> None:
+    request = f"protocol=https\nusername=me\npassword={PASSWORD}\n\n"
+
+    stored = run_helper(helper_env, "store", stdin=request)
+    got = run_helper(helper_env, "get", stdin="protocol=https\n\n")
+
+    assert (stored.returncode, stored.stdout, stored.stderr) == (0, "", "")
+    assert (got.returncode, got.stdout, got.stderr) == (0, "", "")
+    assert hosts(helper_env) == []
+
+
+def test_a_certificate_passphrase_is_kept_by_its_path(
+    helper_env: dict[str, str],
+) -> None:
+    # git asks for a client certificate's passphrase as protocol=cert with
+    # the file's path and no host.
+    request = f"protocol=cert\npath=/home/me/client.p12\npassword={PASSWORD}\n\n"
+    run_helper(helper_env, "store", stdin=request)
+
+    same = run_helper(
+        helper_env, "get", stdin="protocol=cert\npath=/home/me/client.p12\n\n"
+    )
+    other = run_helper(
+        helper_env, "get", stdin="protocol=cert\npath=/home/me/other.p12\n\n"
+    )
+
+    assert f"password={PASSWORD}\n" in same.stdout
+    assert other.stdout == ""
