@@ -5,6 +5,7 @@ With :mod:`helper.entry`, the only module that prints or picks an exit code:
 """
 
 import datetime
+import errno
 import json
 import sys
 import unicodedata
@@ -42,6 +43,8 @@ _SHOWN = (
     "auth_params",
     "expiry_margin",
 )
+# errno values of a stdout that cannot take the output (full disk, gone).
+_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF})
 _ENDPOINTS = {
     "auth_url": "authorization_endpoint",
     "token_url": "token_endpoint",
@@ -58,6 +61,9 @@ def run(args: list[str]) -> int:
         return 1
     try:
         cli.main(args=args, prog_name="oauth-helper", standalone_mode=False)
+        # A full disk shows at the flush: say so here, not at exit.
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.NoArgsIsHelpError as exc:
@@ -83,20 +89,32 @@ def run(args: list[str]) -> int:
         silence_stdout()
         click.echo("oauth-helper: cannot write the output: Broken pipe", err=True)
         return 1
-    except Exception as exc:  # never a traceback, see below
-        # An exception nobody foresaw may carry request data in its message:
-        # only its type is shown, the traceback only with debug output on.
-        if logs.debug_enabled():
-            import traceback
-
-            traceback.print_exc()
-        click.echo(
-            f"oauth-helper: internal error ({type(exc).__name__}); "
-            f"run with --debug for details",
-            err=True,
-        )
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRORS:
+            return _internal_error(exc)
+        silence_stdout()
+        click.echo(f"oauth-helper: cannot write the output: {exc.strerror}", err=True)
         return 1
+    except Exception as exc:  # never a traceback, see below
+        return _internal_error(exc)
     return 0
+
+
+def _internal_error(exc: Exception) -> int:
+    # An exception nobody foresaw may carry request data in its message: only
+    # its type is shown, the traceback only with debug output on.
+    if logs.debug_enabled():
+        import traceback
+
+        traceback.print_exception(exc)
+        click.echo(f"oauth-helper: internal error ({type(exc).__name__})", err=True)
+        return 1
+    click.echo(
+        f"oauth-helper: internal error ({type(exc).__name__}); "
+        "run with --debug for details",
+        err=True,
+    )
+    return 1
 
 
 def _usage_line(exc: click.UsageError) -> str:

@@ -167,6 +167,26 @@ def test_a_command_whose_reader_went_away_is_one_line(
     )
 
 
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
+def test_a_command_writing_to_a_full_disk_is_one_line(
+    env: dict[str, str], args: list[str]
+) -> None:
+    done = closed(">/dev/full", HELPER, *args, env=env)
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "oauth-helper: cannot write the output: No space left on device\n"
+    )
+
+
+def test_an_answer_to_a_full_disk_is_one_line(env: dict[str, str]) -> None:
+    done = closed(">/dev/full", GIT_HELPER, "get", env=env, stdin=ASK)
+
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "No space left on device" in done.stderr
+
+
 def test_logout_needs_no_stdout(env: dict[str, str]) -> None:
     done = closed(">&-", HELPER, "logout", f"https://{HOST}/", env=env)
 
