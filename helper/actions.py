@@ -172,10 +172,13 @@ def _explain_missing_client(
 ) -> Pairs:
     # A preset host without a client ID is not served yet: say once how to
     # set it up, then stay out of the way (git asks the next helper).
-    if not interactive or not st.first_time(f"client-id {cred.protocol}://{cred.host}"):
-        return []
-    # One line: where to register an app, what to choose there, and the
-    # commands that use it.
+    if interactive and st.first_time(f"client-id {cred.protocol}://{cred.host}"):
+        log.warning("%s", missing_client_advice(cred, provider))
+    return []
+
+
+def missing_client_advice(cred: Credential, provider: Provider) -> str:
+    """One line: where to register an app, what to choose, the commands to run."""
     name = provider.name or cred.host
     where = f"at {provider.register_url}" if provider.register_url else "with the host"
     hint = provider.register_hint.replace(
@@ -184,16 +187,11 @@ def _explain_missing_client(
     config = f"git config --global credential.{cred.protocol}://{cred.host}"
     # A provider that refuses public browser-flow clients also needs a secret.
     secret = provider.secret_required and not provider.device_auth_url
-    log.warning(
-        "%s needs an OAuth client ID: register an OAuth application %s (%s), "
-        "then run: %s.oauthClientId <ID>%s",
-        name,
-        where,
-        hint,
-        config,
-        f" and {config}.oauthClientSecret <SECRET>" if secret else "",
+    also = f" and {config}.oauthClientSecret <SECRET>" if secret else ""
+    return (
+        f"{name} needs an OAuth client ID: register an OAuth application {where} "
+        f"({hint}), then run: {config}.oauthClientId <ID>{also}"
     )
-    return []
 
 
 def answer(record: Record, cred: Credential, margin: int) -> Pairs:

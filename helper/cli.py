@@ -199,6 +199,9 @@ def token(url: str) -> None:
     if sys.stdout is None:  # said before a sign-in whose token would be lost
         raise HelperError("cannot write the token: stdout is closed")
     resolved = settings.resolve(cred, warn=False)
+    if resolved.provider is not None and not resolved.provider.client_id:
+        # The error below says how to set one up: get need not say it too.
+        resolved.interactive = False
     pairs = dict(actions.get(cred, resolved, Store()))
     secret = pairs.get("password") or pairs.get("credential")
     if not secret:
@@ -220,10 +223,7 @@ def _why_no_token(cred: Credential, resolved: settings.Settings) -> str:
     if provider is None:
         return _unserved_reason(resolved, cred.protocol)
     if not provider.client_id:
-        return (
-            "this host needs an OAuth client ID: run git config --global "
-            f"credential.{cred.protocol}://{cred.host}.oauthClientId <ID>"
-        )
+        return actions.missing_client_advice(cred, provider)
     fresh = "no fresh token is stored"
     if not resolved.interactive:
         why = "GIT_TERMINAL_PROMPT=0 or credential.interactive=false"

@@ -462,3 +462,18 @@ def test_a_certificate_passphrase_is_kept_by_its_path(
 
     assert f"password={PASSWORD}\n" in same.stdout
     assert other.stdout == ""
+
+
+def test_token_for_a_host_without_client_id_says_how_in_one_line(
+    helper_env: dict[str, str],
+) -> None:
+    done = run_helper(helper_env, "token", "https://github.com/")
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(
+        "oauth-helper: no token for https://github.com/: GitHub needs an OAuth "
+        "client ID: register an OAuth application at "
+        "https://github.com/settings/applications/new"
+    )
+    assert "credential.https://github.com.oauthClientId <ID>" in done.stderr
