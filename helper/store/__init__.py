@@ -32,9 +32,11 @@ log = logs.get(__name__)
 KINDS = ("auto", "keyring", "file")
 # Damaged records are set aside under this prefix, kept for a look.
 _ASIDE = ".corrupt-"
-# After the keyring failed once, "auto" writes plain files for this long
-# instead of probing (and warning) on every refresh.
-_PROBE_BACKOFF = 24 * 3600
+# After the keyring failed, "auto" writes plain files for a while instead of
+# trying it (and warning) on every refresh: a day when there is none at all
+# (a headless box), minutes when it timed out or was locked.
+_ABSENT_BACKOFF = 24 * 3600
+_FAILED_BACKOFF = 600
 # How often a waiter that gives way to a sign-in looks for one.
 _SIGN_IN_POLL = 0.25
 
@@ -204,16 +206,26 @@ class Store:
 
     def _keyring_failed(self) -> bool:
         try:
-            return time.time() - os.stat(self._marker()).st_mtime < _PROBE_BACKOFF
+            with open(self._marker(), encoding="utf-8", errors="replace") as marker:
+                absent = marker.readline().startswith("absent")
+                age = time.time() - os.fstat(marker.fileno()).st_mtime
         except FileNotFoundError:
             return False
+        return age < (_ABSENT_BACKOFF if absent else _FAILED_BACKOFF)
 
     def _remember_keyring_failure(self, exc: StoreError) -> None:
+        from helper.store.sealing import KeyringAbsent
+
+        absent = isinstance(exc, KeyringAbsent)
+        retry = "in 24 hours" if absent else f"in {_FAILED_BACKOFF // 60} minutes"
         self._warn_once(
             f"the keyring is unusable ({exc}); keeping tokens in owner-only files "
-            f"under {self.root} (set OAUTH_HELPER_STORE=file to silence this)"
+            f"under {self.root} until it is tried again {retry} "
+            "(set OAUTH_HELPER_STORE=file to silence this)"
         )
-        files.write_atomic(self._marker(), f"{exc}\n")
+        files.write_atomic(
+            self._marker(), f"{'absent' if absent else 'failed'}: {exc}\n"
+        )
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
@@ -375,13 +387,5 @@ def lock_wait(interactive: bool) -> float:
     the HTTP timeouts allow, with room to spare. OAUTH_HELPER_LOCK_TIMEOUT
     sets one wait for both.
     """
-    raw = os.environ.get("OAUTH_HELPER_LOCK_TIMEOUT", "")
-    if not raw:
-        return timeouts.SIGN_IN + 30 if interactive else timeouts.REFRESH_WAIT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 <= seconds < float("inf"):
-        raise StoreError("OAUTH_HELPER_LOCK_TIMEOUT must be a number of seconds")
-    return seconds
+    default = timeouts.SIGN_IN + 30 if interactive else timeouts.REFRESH_WAIT
+    return timeouts.from_env("OAUTH_HELPER_LOCK_TIMEOUT", default)

@@ -13,10 +13,10 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from helper import logs
+from helper import logs, timeouts
 from helper.errors import StoreError
 
-__all__ = ["TIMEOUT_ENV", "forget", "probe", "seal", "unseal"]
+__all__ = ["TIMEOUT_ENV", "KeyringAbsent", "forget", "probe", "seal", "unseal"]
 
 log = logs.get(__name__)
 
@@ -36,18 +36,14 @@ _HINTS = {
 }
 
 
-def _timeout() -> float:
-    raw = os.environ.get(TIMEOUT_ENV, "") or "10"
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        raise StoreError(f"{TIMEOUT_ENV} must be a number of seconds") from None
+class KeyringAbsent(StoreError):
+    """No keyring backend at all (no D-Bus, no Secret Service): not soon fixed."""
 
 
 def _bounded(call: Callable[[], T], what: str) -> T:
     if _hung:
         raise StoreError(_hung[0])
-    limit = _timeout()
+    limit = timeouts.from_env(TIMEOUT_ENV, 10)
     box: dict[str, object] = {}
 
     def run() -> None:
@@ -63,15 +59,16 @@ def _bounded(call: Callable[[], T], what: str) -> T:
         _hung.append(f"the keyring did not answer within {limit:g} s")
         raise StoreError(_hung[0])
     if "error" in box:
-        raise StoreError(_failure(box["error"], what))
+        raise _failure(box["error"], what)
     return box["value"]  # type: ignore[return-value]
 
 
-def _failure(error: object, what: str) -> str:
+def _failure(error: object, what: str) -> StoreError:
     if isinstance(error, StoreError):
-        return str(error)
+        return error
     name = type(error).__name__
-    return _HINTS.get(name, f"the keyring failed to {what} ({name})")
+    message = _HINTS.get(name, f"the keyring failed to {what} ({name})")
+    return KeyringAbsent(message) if name == "NoKeyringError" else StoreError(message)
 
 
 def probe() -> str:
@@ -83,7 +80,7 @@ def probe() -> str:
 
         backend = keyring.get_keyring()
         if isinstance(backend, fail.Keyring):
-            raise StoreError(_HINTS["NoKeyringError"])
+            raise KeyringAbsent(_HINTS["NoKeyringError"])
         backend.get_password(SERVICE, "probe")
         return type(backend).__module__
 

@@ -6,6 +6,7 @@ accepts and never answers, a keyring backend (testkeyrings.py) that hangs.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -173,3 +174,72 @@ def test_hanging_keyring_costs_one_timeout_however_many_records(
     assert (done.returncode, done.stdout) == (0, "")
     assert done.stderr.count("\n") == 1
     assert "did not answer within 1.5 s" in done.stderr
+
+
+def age_marker(env: dict[str, str], seconds: float) -> Path:
+    marker = Path(env["OAUTH_HELPER_HOME"], "keyring-unavailable")
+    then = time.time() - seconds
+    os.utime(marker, (then, then))
+    return marker
+
+
+def test_a_keyring_that_timed_out_is_tried_again_minutes_later(
+    tmp_path: Path, silent_bus: str
+) -> None:
+    env = keyring_env(
+        tmp_path,
+        "auto",
+        DBUS_SESSION_BUS_ADDRESS=silent_bus,
+        OAUTH_HELPER_KEYRING_TIMEOUT="0.5",
+    )
+    code, stderr = store(env, "alice")
+    assert code == 0 and "tried again in 10 minutes" in stderr
+    keys = {"TEST_KEYRING_FILE": str(tmp_path / "keys.json")}
+    env.update(test_backend("testkeyrings.JsonFileKeyring", **keys))
+
+    # Within the back-off: a plain file, without another try or warning.
+    assert store(env, "bob") == (0, "")
+    age_marker(env, 601)
+    # After it: the keyring works again and seals the record.
+    assert store(env, "carol") == (0, "")
+
+    kinds = sorted(t.split("kind=")[1].split("\n")[0] for t in record_texts(env))
+    assert kinds == ["file", "file", "keyring"]
+
+
+def test_no_keyring_at_all_is_not_tried_again_for_a_day(tmp_path: Path) -> None:
+    env = keyring_env(tmp_path, "auto")
+    code, stderr = store(env, "alice")
+    assert code == 0 and "tried again in 24 hours" in stderr
+    keys = {"TEST_KEYRING_FILE": str(tmp_path / "keys.json")}
+    env.update(test_backend("testkeyrings.JsonFileKeyring", **keys))
+
+    age_marker(env, 601)
+    assert store(env, "bob") == (0, "")
+    age_marker(env, 24 * 3600 + 1)
+    assert store(env, "carol") == (0, "")
+
+    kinds = sorted(t.split("kind=")[1].split("\n")[0] for t in record_texts(env))
+    assert kinds == ["file", "file", "keyring"]
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "inf", "nan"])
+def test_a_bad_keyring_timeout_is_one_line_and_no_fallback(
+    tmp_path: Path, value: str
+) -> None:
+    keys = {"TEST_KEYRING_FILE": str(tmp_path / "keys.json")}
+    env = keyring_env(
+        tmp_path, "auto", **test_backend("testkeyrings.JsonFileKeyring", **keys)
+    )
+    assert store(env, "alice") == (0, "")
+    env["OAUTH_HELPER_KEYRING_TIMEOUT"] = value
+
+    code, stderr = store(env, "alice")
+
+    assert (code, stderr) == (
+        1,
+        "oauth-helper: OAUTH_HELPER_KEYRING_TIMEOUT must be a number of seconds\n",
+    )
+    assert not Path(env["OAUTH_HELPER_HOME"], "keyring-unavailable").exists()
+    [text] = record_texts(env)
+    assert "kind=keyring" in text
