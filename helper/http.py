@@ -37,6 +37,9 @@ TIMEOUT = timeouts.HTTP
 # such a URL is a typo, not a network problem.
 _NOT_IN_HOSTS = frozenset(' %<>"{}|\\^`')
 _DESCRIPTION_LIMIT = 200
+# Token, discovery and device answers are a few KB (a JWT with many group
+# claims some tens): a body past this is a broken or hostile server.
+_BODY_LIMIT = 1024 * 1024
 
 
 def _version() -> str:
@@ -79,9 +82,37 @@ class _Adapter(requests.adapters.HTTPAdapter):
     ) -> Response:
         # requests merges REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE over Session.verify
         # and accepts verify=False from any caller: decide here, once.
-        return super().send(
-            request, stream, timeout or TIMEOUT, self._verify, cert, proxies
+        def exchange() -> Response:
+            response = super(_Adapter, self).send(
+                request, True, timeout or TIMEOUT, self._verify, cert, proxies
+            )
+            if not stream:
+                _read_capped(response)
+            return response
+
+        # A timeout bounds each socket read, not the exchange: a server that
+        # drips a byte every few seconds would hold the key's lock forever.
+        try:
+            return timeouts.within(exchange, sum(TIMEOUT))
+        except TimeoutError:
+            raise requests.exceptions.Timeout(
+                f"no complete answer within {sum(TIMEOUT):g} s"
+            ) from None
+
+
+def _read_capped(response: Response) -> None:
+    """Read the body now, refusing one larger than any OAuth answer can be."""
+    try:
+        body = response.raw.read(_BODY_LIMIT + 1, decode_content=True)
+    finally:
+        response.close()
+    if len(body) > _BODY_LIMIT:
+        raise FlowError(
+            f"{host_of(response.url)} answered with more than "
+            f"{_BODY_LIMIT // 1024} KiB; refusing it"
         )
+    response._content = body
+    response._content_consumed = True  # type: ignore[attr-defined]
 
 
 def _no_netrc(request: PreparedRequest) -> PreparedRequest:

@@ -1,5 +1,7 @@
 """helper.http against a real local server: TLS policy, timeouts, error mapping."""
 
+import time
+
 import certifi
 import pytest
 from flows.fakeserver import FakeServer, Reply, tls_context
@@ -131,6 +133,33 @@ def test_post_form_read_timeout_is_transient(fake, monkeypatch):
 
     with pytest.raises(TransientError, match="ReadTimeout"):
         http.post_form(fake.url("/token"), {})
+
+
+def test_a_server_dripping_its_answer_is_cut_off_at_the_deadline(fake, monkeypatch):
+    # Every byte comes well within the read timeout; the answer as a whole
+    # would take over a minute.
+    monkeypatch.setattr(http, "TIMEOUT", (0.5, 1.0))
+    fake.route("/token", Reply(200, {"access_token": "x" * 200}, drip=0.3))
+
+    started = time.monotonic()
+    with pytest.raises(TransientError, match=r"cannot reach 127\.0\.0\.1:\d+: Timeout"):
+        http.post_form(fake.url("/token"), {"grant_type": "x"})
+
+    assert 1.5 <= time.monotonic() - started < 4
+
+
+def test_a_body_past_the_limit_is_refused_unread(fake):
+    fake.route("/token", Reply(200, "x" * (2 * 1024 * 1024)))
+
+    with pytest.raises(FlowError, match="answered with more than 1024 KiB; refusing"):
+        http.post_form(fake.url("/token"), {"grant_type": "x"})
+
+
+def test_a_body_at_the_limit_is_read(fake):
+    padding = "x" * (1024 * 1024 - 100)
+    fake.route("/token", Reply(200, {"access_token": "a", "pad": padding}))
+
+    assert http.post_form(fake.url("/token"), {"grant_type": "x"})["pad"] == padding
 
 
 def test_post_form_connection_refused_is_transient():

@@ -9,7 +9,6 @@ Every keyring call is bounded in time: a hung D-Bus must not hang git.
 
 import base64
 import os
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -44,23 +43,13 @@ def _bounded(call: Callable[[], T], what: str) -> T:
     if _hung:
         raise StoreError(_hung[0])
     limit = timeouts.from_env(TIMEOUT_ENV, 10)
-    box: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = call()
-        except Exception as exc:
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="keyring", daemon=True)
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
+    try:
+        return timeouts.within(call, limit)
+    except TimeoutError:
         _hung.append(f"the keyring did not answer within {limit:g} s")
-        raise StoreError(_hung[0])
-    if "error" in box:
-        raise _failure(box["error"], what)
-    return box["value"]  # type: ignore[return-value]
+        raise StoreError(_hung[0]) from None
+    except Exception as exc:
+        raise _failure(exc, what) from None
 
 
 def _failure(error: object, what: str) -> StoreError:

@@ -52,6 +52,9 @@ class Reply:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     close: bool = False
     delay: float = 0.0
+    # Seconds between the bytes of the whole answer, status line included:
+    # each read is quick, the answer never is.
+    drip: float = 0.0
 
 
 Script = list[Reply] | Callable[[Seen], Reply]
@@ -95,6 +98,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             data, kind = reply.body.encode(), "text/html"
         else:
             data, kind = json.dumps(reply.body).encode(), "application/json"
+        if reply.drip:
+            self._drip(reply, data, kind)
+            return
         self.send_response(reply.status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
@@ -102,6 +108,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _drip(self, reply: Reply, data: bytes, kind: str) -> None:
+        head = (
+            f"HTTP/1.1 {reply.status} OK\r\nContent-Type: {kind}\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        )
+        for byte in head.encode() + data:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(reply.drip)
+        self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
