@@ -39,20 +39,23 @@ def _authorize(provider: Provider) -> dict[str, Any]:
     if provider.scopes:
         data["scope"] = provider.scope
     grant = http.post_form(provider.device_auth_url, data)
-    # Some providers (Google) spell it verification_url.
-    grant.setdefault("verification_uri", grant.get("verification_url"))
-    host = http.host_of(provider.device_auth_url)
-    for key in ("device_code", "user_code", "verification_uri"):
-        if not isinstance(grant.get(key), str) or not grant[key]:
-            raise FlowError(f"{host} answered the device request without {key}")
-    _check_shown(grant, host)
+    check_grant(grant, http.host_of(provider.device_auth_url))
     return grant
 
 
-def _check_shown(grant: dict[str, Any], host: str) -> None:
-    # What the server sends is shown on the user's terminal: a line break or
-    # an escape sequence could forge other lines, and a page to type a code
-    # into must not be plain http (RFC 8628 §5.4, remote phishing).
+def check_grant(grant: dict[str, Any], host: str) -> None:
+    """Refuse a device authorization answer that is incomplete or unsafe to show.
+
+    Used for MSAL's device flow too: what the server sends is shown on the
+    user's terminal, where a line break or an escape sequence could forge
+    other lines, and a page to type a code into must not be plain http
+    (RFC 8628 §5.4, remote phishing).
+    """
+    # Some providers (Google) spell it verification_url.
+    grant.setdefault("verification_uri", grant.get("verification_url"))
+    for key in ("device_code", "user_code", "verification_uri"):
+        if not isinstance(grant.get(key), str) or not grant[key]:
+            raise FlowError(f"{host} answered the device request without {key}")
     if not grant["user_code"].isprintable():
         raise FlowError(f"{host} sent a user_code with control characters")
     if not _safe_uri(grant["verification_uri"]):

@@ -20,6 +20,7 @@ import requests
 from helper import http, logs, timeouts
 from helper.browser import can_open_browser, open_url
 from helper.errors import ConfigError, FlowError, TransientError
+from helper.flows.device import check_grant
 from helper.loopback import Listener
 from helper.providers import Provider
 from helper.tokens import Token
@@ -112,6 +113,7 @@ def login_device(
         flow = app.initiate_device_flow(scopes=_scopes(provider))
     if not flow.get("user_code"):
         raise _refusal(provider, flow, "the device authorization request")
+    check_grant(flow, _host(provider))
     _announce_device(provider, flow)
 
     # MSAL polls until flow["expires_at"] (its documented way to stop early).

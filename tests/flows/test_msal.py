@@ -16,6 +16,7 @@ import certifi
 import pytest
 from rig.browser import approve
 
+from flows.fakeserver import DEVICE_GRANT, FakeServer, Reply, tls_context
 from helper import login
 from helper.errors import ConfigError, FlowError, TransientError
 from helper.flows import msal as entra
@@ -282,3 +283,40 @@ def test_the_cache_is_a_secret_of_the_record():
     assert 'msal_cache={"a":"b=c"}' in record.secrets_text()
     assert "msal_cache" not in record.to_text(sealed="blob")
     assert "b=c" not in repr(record)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ({"user_code": "WDJB\x1b[2J\r\noauth-helper: signed in"}, "control characters"),
+        ({"verification_uri": "http://phish.example/device"}, "not an https URL"),
+        ({"verification_uri": "https://id.example/\x1b]0;title\x07"}, "not an https"),
+    ],
+)
+def test_a_device_answer_unsafe_to_show_is_refused_before_it_is_shown(
+    tmp_path, monkeypatch, prompts, answer, reason
+):
+    context, ca_path = tls_context(tmp_path)
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.setenv(name, str(ca_path))
+    with FakeServer(tls=context) as fake:
+        issuer = fake.url("/tenant")
+        fake.route(
+            "/tenant/.well-known/openid-configuration",
+            Reply(
+                200,
+                {
+                    "issuer": issuer,
+                    "authorization_endpoint": fake.url("/authorize"),
+                    "token_endpoint": fake.url("/token"),
+                    "device_authorization_endpoint": fake.url("/device"),
+                },
+            ),
+        )
+        fake.route("/device", Reply(200, {**DEVICE_GRANT, **answer}))
+
+        with pytest.raises(FlowError, match=reason):
+            entra.login_device(entra_settings(issuer), timeout=5)
+
+    assert prompts() == []
+    assert fake.seen("/token") == []
