@@ -197,6 +197,10 @@ def is_loopback(host: str) -> bool:
 
 def require_secure(url: str, what: str) -> None:
     """Raise ConfigError unless *url* is https, or http to a loopback host."""
+    # A URL is shown on the terminal and given to the browser: an escape
+    # sequence in a discovered endpoint must not reach either.
+    if not url.isprintable():
+        raise ConfigError(f"{what} holds a control character")
     try:
         parts = urllib.parse.urlsplit(url)
         _ = parts.port  # read to check it: https://h:99999/ fails here

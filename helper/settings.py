@@ -314,7 +314,30 @@ def _convert(setting: str, value: object, where: str) -> object:
         raise ConfigError(f"{where} must be one of {', '.join(FLOWS)}, not {value!r}")
     if setting in URL_SETTINGS:
         _refuse_userinfo(value, where)
+        _check_url(setting, value, where)
     return value
+
+
+def _check_url(setting: str, value: str, where: str) -> None:
+    # Said here, naming where the value was set; the flows check again what
+    # discovery adds. The URL is not repeated: the user wrote it.
+    if not value.isprintable():
+        raise ConfigError(f"{where} holds a control character")
+    if setting in _RELATIVE_OK and value[:1] == "/" and value[:2] != "//":
+        return
+    scheme, _, rest = value.partition("://")
+    for end in "/?#":
+        rest = rest.partition(end)[0]
+    scheme = scheme.lower()
+    if setting == "redirect_url":
+        if scheme != "http" or not is_loopback_host(rest):
+            raise ConfigError(
+                f"{where} must be an http URL on this machine (http://127.0.0.1/)"
+            )
+    elif not (scheme == "https" and rest) and not (
+        scheme == "http" and is_loopback_host(rest)
+    ):
+        raise ConfigError(f"{where} must be an https URL (http only on this machine)")
 
 
 def _refuse_userinfo(url: str, where: str) -> None:

@@ -289,12 +289,11 @@ def test_explain_flags_an_endpoint_that_is_not_https(env: dict[str, str]) -> Non
 
     done = helper(env, "explain", "https://git.corp.example")
 
-    assert done.returncode == 1
-    lines = done.stdout.splitlines()
-    assert "auth_url: http://auth.corp.example/authorize  (git config)" in lines
+    # Named as the user set it, and where; the URL is theirs to look up.
+    assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
-        "oauth-helper: auth_url must be an https URL, "
-        "got 'http://auth.corp.example/authorize'\n"
+        "oauth-helper: oauthAuthURL in git config must be an https URL "
+        "(http only on this machine)\n"
     )
 
 
@@ -321,13 +320,30 @@ def test_user_info_in_an_issuer_is_refused_and_never_shown(
 
 
 @pytest.mark.parametrize(
-    "redirect",
-    [
-        "http://evil.example/cb",
-        "https://127.0.0.1/cb",
-        "http://localhost:abc/",
-        "http://localhost:99999/cb",
-    ],
+    "redirect", ["http://evil.example/cb", "https://127.0.0.1/cb", "ftp://127.0.0.1/"]
+)
+def test_a_redirect_url_off_this_machine_names_its_setting(
+    env: dict[str, str], redirect: str
+) -> None:
+    git_config(
+        env,
+        "https://git.corp.example",
+        oauthClientId="cid",
+        oauthIssuer="https://auth.corp.example",
+        oauthRedirectURL=redirect,
+    )
+
+    done = helper(env, "explain", "https://git.corp.example")
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "oauth-helper: oauthRedirectURL in git config must be an http URL on "
+        "this machine (http://127.0.0.1/)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "redirect", ["http://localhost:abc/", "http://localhost:99999/cb"]
 )
 def test_explain_checks_the_redirect_url_as_the_sign_in_does(
     env: dict[str, str], redirect: str

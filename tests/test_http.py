@@ -355,3 +355,12 @@ def test_a_url_without_a_host_is_shown_without_its_query(url: str) -> None:
 
     assert "SECRET" not in str(raised.value)
     assert "SECRET" not in http.shown(url) + http.host_of(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://id.example/authorize\x1b[31mRED", "https://id.example/\x07"]
+)
+def test_a_url_with_a_control_character_is_refused(url: str) -> None:
+    # Such a URL from discovery would reach the terminal and the browser.
+    with pytest.raises(ConfigError, match="^authorization_endpoint holds a control"):
+        http.require_secure(url, "authorization_endpoint")

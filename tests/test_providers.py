@@ -367,9 +367,8 @@ def test_a_network_path_is_not_taken_as_the_remotes_own(home: Path) -> None:
         home, "credential.https://code.corp.example.oauthTokenURL", "//x.example/t"
     )
 
-    provider = settings_for("code.corp.example")
-
-    assert provider is not None and provider.token_url == "//x.example/t"
+    with pytest.raises(ConfigError, match="oauthTokenURL in git config must be an"):
+        settings_for("code.corp.example")
 
 
 def test_self_hosted_detected_by_host_name(home: Path) -> None:

@@ -395,3 +395,46 @@ def test_a_key_for_every_host_serves_none_of_them(home: Path) -> None:
 
     assert (unrelated.provider, unrelated.serverless) == (None, True)
     assert named is not None and named.client_id == "everywhere"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("oauthIssuer", "http://login.example"),
+        ("oauthIssuer", "login.example"),
+        ("oauthAuthority", "http://login.microsoftonline.com/x"),
+        ("oauthTokenURL", "https:///token"),
+        ("oauthDiscoveryURL", "ftp://127.0.0.1/meta"),
+    ],
+)
+def test_an_endpoint_that_is_not_https_names_its_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str, value: str
+) -> None:
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f'[credential "https://git.example"]\n\t{key} = {value}\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+    with pytest.raises(ConfigError) as refused:
+        resolve(Credential(protocol="https", host="git.example"))
+
+    assert str(refused.value) == (
+        f"{key} in git config must be an https URL (http only on this machine)"
+    )
+
+
+def test_an_endpoint_with_an_escape_sequence_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    folder = tmp_path / "config" / "oauth-helper"
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text(
+        '[hosts."git.example"]\nauth_url = "https://id.example/a\\u001b[31m"\n'
+    )
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+
+    with pytest.raises(
+        ConfigError, match="auth_url for git.example in .* holds a control"
+    ):
+        resolve(Credential(protocol="https", host="git.example"))
