@@ -362,5 +362,5 @@ def test_a_url_without_a_host_is_shown_without_its_query(url: str) -> None:
 )
 def test_a_url_with_a_control_character_is_refused(url: str) -> None:
     # Such a URL from discovery would reach the terminal and the browser.
-    with pytest.raises(ConfigError, match="^authorization_endpoint holds a control"):
+    with pytest.raises(ConfigError, match=r"^authorization_endpoint holds a control"):
         http.require_secure(url, "authorization_endpoint")

@@ -435,6 +435,6 @@ def test_an_endpoint_with_an_escape_sequence_is_refused(
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
 
     with pytest.raises(
-        ConfigError, match="auth_url for git.example in .* holds a control"
+        ConfigError, match=r"auth_url for git\.example in .* holds a control"
     ):
         resolve(Credential(protocol="https", host="git.example"))
