@@ -104,12 +104,17 @@ def _looks_fresh(record: Record, margin: int, now: float) -> bool:
     return held and record.outlives(margin, now)
 
 
+# Request attributes a record is keyed by (and some the answer repeats).
+_KEY_FIELDS = ("protocol", "host", "path", "username", "client_id", "scope")
+
+
 def get(cred: Credential, settings: Settings, st: Store) -> Pairs:
     """Answer from the store; refresh or sign in when the host is served."""
-    if any(ch in cred.username for ch in "\r\n\0"):
-        # The answer repeats the username and could never be written: refuse
-        # before a sign-in, not after one whose token would be thrown away.
-        raise ProtocolError("the request's username holds CR, LF or NUL")
+    for name in _KEY_FIELDS:
+        if any(ch in getattr(cred, name) for ch in "\r\n\0"):
+            # The answer or the record repeats it and could never be written:
+            # refuse before a sign-in, not after one whose token is thrown away.
+            raise ProtocolError(f"the request's {name} holds CR, LF or NUL")
     provider = settings.provider
     margin = provider.expiry_margin if provider else 0
     record = find(cred, provider, st)

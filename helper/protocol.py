@@ -154,6 +154,15 @@ def _assign_url(cred: Credential, url: str) -> None:
     if userinfo:
         cred.username = unquote(userinfo.partition(":")[0], errors="surrogateescape")
     cred.path = unquote(parts.path.lstrip("/"), errors="surrogateescape")
+    # As git's check_url_component: %0A or %00 must not smuggle a line break
+    # or NUL into a value.
+    for part, value in (
+        ("host", cred.host),
+        ("user", cred.username),
+        ("path", cred.path),
+    ):
+        if any(ch in value for ch in "\r\n\0"):
+            raise ProtocolError(f"url holds CR, LF or NUL in its {part}")
 
 
 def format_answer(pairs: "Iterable[tuple[str, str]]") -> str:

@@ -366,6 +366,41 @@ def test_a_username_with_a_line_break_is_refused_before_any_sign_in(
     assert requests == []
 
 
+@pytest.mark.parametrize(
+    ("attributes", "refusal"),
+    [
+        ("path=repo\rx\n", "the request's path holds CR, LF or NUL"),
+        ("client_id=cli\rx\n", "the request's client_id holds CR, LF or NUL"),
+        ("scope=a\rb\n", "the request's scope holds CR, LF or NUL"),
+    ],
+)
+def test_a_key_field_with_a_line_break_is_refused_before_any_sign_in(
+    device_host: tuple[dict[str, str], FakeServer, str], attributes: str, refusal: str
+) -> None:
+    env, fake, host = device_host
+
+    asked = run_as_git(env, "get", f"protocol=http\nhost={host}\n{attributes}\n")
+
+    assert (asked.returncode, asked.stdout) == (1, "")
+    assert asked.stderr == f"oauth-helper: {refusal}\n"
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("url", "part"), [("a%0Ab", "path"), ("a%00b", "path"), ("a%0Db", "path")]
+)
+def test_a_url_smuggling_a_line_break_or_nul_is_refused(
+    device_host: tuple[dict[str, str], FakeServer, str], url: str, part: str
+) -> None:
+    env, fake, host = device_host
+
+    asked = run_as_git(env, "get", f"url=http://{host}/{url}\n\n")
+
+    assert (asked.returncode, asked.stdout) == (1, "")
+    assert asked.stderr == f"oauth-helper: url holds CR, LF or NUL in its {part}\n"
+    assert fake.requests == []
+
+
 @pytest.mark.parametrize("url", ["https://a.example/", None])
 def test_logout_also_deletes_records_set_aside_as_damaged(
     helper_env: dict[str, str], url: str | None
