@@ -4,7 +4,7 @@ import dataclasses
 import time
 from collections.abc import Mapping
 
-__all__ = ["Token", "lifetime"]
+__all__ = ["Token", "is_token_text", "lifetime"]
 
 # Ten years: a longer lifetime is a server's way of saying "does not expire"
 # (or a typo), and must not become a 300-digit expiry.
@@ -59,4 +59,16 @@ def lifetime(expires_in: object) -> float | None:
     except (OverflowError, ValueError):
         # OverflowError: a JSON integer of hundreds of digits.
         return None
-    return seconds if 0 <= seconds <= _LONGEST else None
+    # Under a second is no lifetime to plan by: the expiry would be over by
+    # the time git read it, and git drops a credential that has expired.
+    return seconds if 1 <= seconds <= _LONGEST else None
+
+
+def is_token_text(value: str) -> bool:
+    """Whether *value* is made of the characters a token may hold.
+
+    RFC 6749 Appendix A.12 and A.17: access and refresh tokens are 1*VSCHAR,
+    printable ASCII. Anything else (a line break, a lone surrogate from a
+    JSON escape) could not travel as a password anyway.
+    """
+    return value.isascii() and value.isprintable()

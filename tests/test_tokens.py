@@ -18,7 +18,10 @@ NOW = 1_700_000_000
         (3600, NOW + 3600),
         ("3600", NOW + 3600),
         (59.9, NOW + 59),
-        (0, NOW),
+        (1, NOW + 1),
+        # Over before git could use it: as good as no lifetime.
+        (0, None),
+        (0.5, None),
         (None, None),
         ("abc", None),
         ("", None),
@@ -96,3 +99,23 @@ def test_a_refresh_answer_with_an_object_keeps_the_old_refresh_token() -> None:
         token = refresh(Provider(client_id="c", token_url=fake.url("/token")), "rt")
 
     assert (token.access_token, token.refresh_token) == ("at", "rt")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("access_token", "at-\ud800"),
+        ("access_token", "at-\u00e9"),
+        ("access_token", "at\r\nx"),
+        ("access_token", "at\x1b[2J"),
+        ("refresh_token", "rt-\udcff"),
+        ("refresh_token", "rt\nx"),
+    ],
+)
+def test_a_token_that_is_not_printable_ascii_is_refused(key: str, value: str) -> None:
+    body = {"access_token": "at", "refresh_token": "rt", key: value}
+
+    with pytest.raises(FlowError) as caught:
+        token_from(body, "idp.test")
+
+    assert str(caught.value) == f"idp.test issued a {key} that is not printable ASCII"

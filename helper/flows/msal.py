@@ -23,7 +23,7 @@ from helper.errors import ConfigError, FlowError, TransientError
 from helper.flows.device import check_grant
 from helper.loopback import Listener
 from helper.providers import Provider
-from helper.tokens import Token
+from helper.tokens import Token, is_token_text
 
 __all__ = ["Signed", "login_browser", "login_device", "refresh"]
 
@@ -207,6 +207,10 @@ def _check_issuer(provider: Provider, params: dict[str, str]) -> None:
 def _signed(provider: Provider, result: dict[str, Any], tokens: Any) -> Signed:
     if not isinstance(result.get("access_token"), str) or not result["access_token"]:
         raise _refusal(provider, result, "sign-in")
+    if not is_token_text(result["access_token"]):
+        raise FlowError(
+            f"{_host(provider)} issued an access_token that is not printable ASCII"
+        )
 
     token = Token(
         access_token=result["access_token"],
