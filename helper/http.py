@@ -14,7 +14,7 @@ import requests
 import requests.adapters
 from requests.models import PreparedRequest, Response
 
-from helper import timeouts
+from helper import bounded, timeouts
 from helper.errors import ConfigError, FlowError, HelperError, TransientError
 
 __all__ = [
@@ -93,7 +93,7 @@ class _Adapter(requests.adapters.HTTPAdapter):
         # A timeout bounds each socket read, not the exchange: a server that
         # drips a byte every few seconds would hold the key's lock forever.
         try:
-            return timeouts.within(exchange, sum(TIMEOUT))
+            return bounded.within(exchange, sum(TIMEOUT))
         except TimeoutError:
             raise requests.exceptions.Timeout(
                 f"no complete answer within {sum(TIMEOUT):g} s"

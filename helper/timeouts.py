@@ -5,14 +5,10 @@ another one's refresh must not load requests to learn how long to wait.
 """
 
 import os
-from collections.abc import Callable
-from typing import TypeVar
 
 from helper.errors import ConfigError
 
-__all__ = ["HTTP", "REFRESH_WAIT", "SIGN_IN", "from_env", "within"]
-
-T = TypeVar("T")
+__all__ = ["HTTP", "REFRESH_WAIT", "SIGN_IN", "from_env"]
 
 # (connect, read) seconds: no request may wait forever on a silent server.
 # Each bounds one socket operation; a whole exchange (one request, its
@@ -41,30 +37,3 @@ def from_env(name: str, default: float) -> float:
     if not 0 <= seconds < float("inf"):
         raise ConfigError(f"{name} must be a number of seconds")
     return seconds
-
-
-def within(call: Callable[[], T], seconds: float) -> T:
-    """*call*'s result or exception, or TimeoutError after *seconds*.
-
-    *call* runs in a daemon thread, left behind if it overruns: a socket
-    read or a D-Bus call cannot be interrupted, and the process ends soon
-    after anyway. The thread holds nothing the caller still needs.
-    """
-    import threading
-
-    box: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as exc:  # handed to the caller as it is
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="bounded", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise TimeoutError(f"no answer within {seconds:g} s")
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]

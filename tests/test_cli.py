@@ -65,8 +65,10 @@ def test_token_for_a_host_without_client_id_says_how_to_set_one(
 
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
-        f"oauth-helper: no token for {CORP}/repo.git: this host needs an OAuth "
-        f"client ID: run git config --global credential.{CORP}.oauthClientId <ID>\n"
+        f"oauth-helper: no token for {CORP}/repo.git: git.corp.example needs an "
+        "OAuth client ID: register an OAuth application with the host (redirect "
+        "URI http://127.0.0.1/), then run: git config --global "
+        f"credential.{CORP}.oauthClientId <ID>\n"
     )
 
 

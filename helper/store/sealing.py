@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import TypeVar
 
-from helper import logs, timeouts
+from helper import bounded, logs, timeouts
 from helper.errors import StoreError
 
 __all__ = ["TIMEOUT_ENV", "KeyringAbsent", "forget", "probe", "seal", "unseal"]
@@ -44,7 +44,7 @@ def _bounded(call: Callable[[], T], what: str) -> T:
         raise StoreError(_hung[0])
     limit = timeouts.from_env(TIMEOUT_ENV, 10)
     try:
-        return timeouts.within(call, limit)
+        return bounded.within(call, limit)
     except TimeoutError:
         _hung.append(f"the keyring did not answer within {limit:g} s")
         raise StoreError(_hung[0]) from None
