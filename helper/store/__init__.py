@@ -83,7 +83,7 @@ class Store:
     def _read(self, path: str) -> Record | None:
         try:
             data = files.read_bytes(path)
-        except IsADirectoryError:
+        except files.NotARecord:
             data = b""  # something else took the record's name: set it aside
         except StoreError as exc:
             # Unreadable (permissions, I/O): a miss, said once, not a failure.
@@ -169,8 +169,12 @@ class Store:
             current=token_digest(record.password) if record.password else "",
         )
         # A value that cannot be written (CR, LF, NUL) fails here, before a
-        # folder or a keyring key exists for it.
-        record.to_text()
+        # folder or a keyring key exists for it; so does one too large to
+        # read back.
+        size = len(record.to_text().encode("utf-8", "surrogateescape"))
+        # Sealing writes the secrets in base64: a third more.
+        if size * 4 // 3 + 1024 > files.RECORD_LIMIT:
+            raise StoreError("the credential is too large to store")
         folder = self._host_dir(record.protocol, record.host)
         files.ensure_private_dir(self.root)
         files.ensure_private_dir(os.path.join(self.root, "records"))

@@ -5,6 +5,7 @@ and replaces the old file with one rename, so a reader (or a process killed
 mid-write) sees the old record or the new one, never a torn one.
 """
 
+import errno
 import os
 import stat
 import sys
@@ -14,7 +15,9 @@ from helper.errors import StoreError
 from helper.paths import xdg_home
 
 __all__ = [
+    "RECORD_LIMIT",
     "TEMP_PREFIX",
+    "NotARecord",
     "discard_stale_temps",
     "ensure_private_dir",
     "read_bytes",
@@ -29,6 +32,13 @@ TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_AGE = 3600
 
 _POSIX = sys.platform != "win32"
+# Never follow a link, never wait on a FIFO (O_NOFOLLOW and O_NONBLOCK, where
+# the system has them).
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NON_BLOCK = getattr(os, "O_NONBLOCK", 0)
+# A record holds a few tokens and MSAL's cache: tens of KB. Far past that is
+# not a record, and is not read into memory (nor written).
+RECORD_LIMIT = 16 * 1024 * 1024
 log = logs.get(__name__)
 
 
@@ -70,24 +80,43 @@ def _check_private(path: str, info: os.stat_result) -> None:
         )
 
 
+class NotARecord(Exception):
+    """Something other than a record file took a record's name."""
+
+
 def read_bytes(path: str) -> bytes | None:
-    """The file's content, or None when it does not exist."""
+    """The file's content, or None when it does not exist.
+
+    Raises NotARecord for what is not a plain file of ours within size: a
+    symbolic link (not followed), a FIFO (not waited on), a device, a folder,
+    another user's file, or one larger than any record.
+    """
+    flags = os.O_RDONLY | _NO_FOLLOW | _NON_BLOCK | getattr(os, "O_BINARY", 0)
     try:
-        with open(path, "rb") as stream:
-            _keep_private(path, stream.fileno())
-            return stream.read()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise
     except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise NotARecord(path) from None
         raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > RECORD_LIMIT:
+            raise NotARecord(path)
+        if _POSIX and info.st_uid != os.getuid():
+            raise NotARecord(path)
+        _keep_private(path, fd, info)
+        try:
+            return stream.read(RECORD_LIMIT + 1)
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _keep_private(path: str, fd: int) -> None:
+def _keep_private(path: str, fd: int, info: os.stat_result) -> None:
     # We write records 0600; one that others can read was copied or changed
     # by hand. Made owner-only again, and said, as its token may be exposed.
-    if _POSIX and os.fstat(fd).st_mode & 0o077:
+    if _POSIX and info.st_mode & 0o077:
         os.fchmod(fd, 0o600)
         log.warning("%s was readable by other users; made it owner-only", path)
 

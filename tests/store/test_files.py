@@ -117,3 +117,66 @@ def test_state_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
     monkeypatch.setenv("OAUTH_HELPER_HOME", str(tmp_path / "mine"))
     assert files.state_dir() == str(tmp_path / "mine")
+
+
+def saved(tmp_path: Path) -> tuple[Store, Record, Path]:
+    store = Store(root=str(tmp_path / "state"), kind="file")
+    record = store.save(
+        Record(protocol="https", host="git.example.test", username="u", password="pw")
+    )
+    path = tmp_path / "state" / "records"
+    [file] = [p for p in path.rglob("*") if p.is_file()]
+    return store, record, file
+
+
+def test_a_symlink_in_place_of_a_record_is_set_aside_unfollowed(
+    tmp_path: Path,
+) -> None:
+    store, record, file = saved(tmp_path)
+    target = tmp_path / "elsewhere"
+    target.write_text(file.read_text())
+    target.chmod(0o644)
+    file.unlink()
+    file.symlink_to(target)
+
+    assert store.stored(record) is None
+    # Neither read through nor made owner-only: the link was never opened.
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert not file.is_symlink()
+    assert (file.parent / f".corrupt-{file.name}").is_symlink()
+
+
+def test_a_fifo_in_place_of_a_record_never_blocks(tmp_path: Path) -> None:
+    store, record, file = saved(tmp_path)
+    file.unlink()
+    os.mkfifo(file, 0o600)
+
+    started = time.monotonic()
+    assert store.stored(record) is None
+    assert time.monotonic() - started < 2
+    assert not file.exists()
+
+
+def test_a_record_past_the_size_limit_is_set_aside_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, record, file = saved(tmp_path)
+    monkeypatch.setattr(files, "RECORD_LIMIT", 1024)
+    with file.open("ab") as stream:
+        stream.truncate(4096)
+
+    assert store.stored(record) is None
+    assert not file.exists()
+
+
+def test_a_credential_too_large_to_read_back_is_not_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, record, file = saved(tmp_path)
+    monkeypatch.setattr(files, "RECORD_LIMIT", 4096)
+
+    with pytest.raises(StoreError, match="too large to store"):
+        store.save(record.copy(password="x" * 4096))
+
+    loaded = store.stored(record)
+    assert loaded is not None and loaded.password == "pw"
