@@ -172,7 +172,7 @@ def test_a_record_past_the_size_limit_is_set_aside_unread(
 def test_a_credential_too_large_to_read_back_is_not_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store, record, file = saved(tmp_path)
+    store, record, _ = saved(tmp_path)
     monkeypatch.setattr(files, "RECORD_LIMIT", 4096)
 
     with pytest.raises(StoreError, match="too large to store"):
