@@ -12,7 +12,7 @@ import contextlib
 import time
 
 from helper import logs
-from helper.errors import ConfigError, FlowError, TransientError
+from helper.errors import ConfigError, FlowError, StoreError, TransientError
 from helper.protocol import Credential
 from helper.providers import Provider
 from helper.store import Record, Store, lock_wait
@@ -39,6 +39,7 @@ def obtain(
         current = st.reload(target)
         if _answers(current, cred, provider.expiry_margin):
             return current
+        st.check_ready()
 
         if current is not None and _refresh_secret(provider, current):
             refreshed = _refresh(provider, st, current)
@@ -247,7 +248,13 @@ def _save(st: Store, base: Record, token: Token, **extra: str) -> Record:
     )
     # The saved copy carries its update time, which caps the expiry margin
     # for short-lived tokens (Record.margin).
-    return st.save(record)
+    try:
+        return st.save(record)
+    except StoreError as exc:
+        # The provider has issued the token (and may have retired the old
+        # refresh token): git can still use it this once.
+        log.warning("%s; using the new token without storing it", exc)
+        return record.copy(updated=str(int(time.time())))
 
 
 def complete_endpoints(provider: Provider, host: str) -> None:

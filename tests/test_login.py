@@ -18,10 +18,16 @@ from flows.fakeserver import FakeServer, Reply, Seen
 
 from helper import login
 from helper.actions import target_record
-from helper.errors import ConfigError, FlowError, LockTimeoutError, TransientError
+from helper.errors import (
+    ConfigError,
+    FlowError,
+    LockTimeoutError,
+    StoreError,
+    TransientError,
+)
 from helper.protocol import Credential
 from helper.providers import Provider
-from helper.store import Record, Store
+from helper.store import Record, Store, files
 
 OLD = "old-refresh-token-1"
 NEW = "rotated-refresh-token-2"
@@ -495,3 +501,40 @@ def test_a_refused_refresh_token_git_stored_goes_with_its_record(
     assert got is None
     assert store.stored(record) is None
     assert [r.form["refresh_token"] for r in fake.seen("/token")] == [OLD]
+
+
+def test_a_keyring_store_without_keyring_refuses_before_any_request(
+    fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = make_provider(fake)
+    save_expired(Store(str(tmp_path / "state"), kind="file"), provider)
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    keyring_only = Store(str(tmp_path / "state"), kind="keyring")
+
+    with pytest.raises(StoreError, match="OAUTH_HELPER_STORE=keyring but the keyring"):
+        login.obtain(CRED, provider, keyring_only, interactive=True)
+
+    # The refresh token was not spent on a token that could not be kept.
+    assert fake.seen("/token") == []
+
+
+def test_a_token_the_store_cannot_keep_is_still_answered_once(
+    fake: FakeServer,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    provider = make_provider(fake)
+    old = save_expired(store, provider)
+    big = "a" * 8192
+    fake.route("/token", Reply(200, {"access_token": big, "refresh_token": NEW}))
+    monkeypatch.setattr(files, "RECORD_LIMIT", 4096)
+
+    got = login.obtain(CRED, provider, store, interactive=False)
+
+    assert got is not None and got.password == big
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "the credential is too large to store; using the new token without storing it"
+    ]
+    kept = store.stored(old)
+    assert kept is not None and kept.oauth_refresh_token == OLD

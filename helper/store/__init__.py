@@ -197,13 +197,25 @@ class Store:
             )
         except StoreError as exc:
             if self.kind == "keyring":
-                raise StoreError(
-                    f"OAUTH_HELPER_STORE=keyring but the keyring is unusable: "
-                    f"{exc}; start one (such as gnome-keyring), "
-                    f"or set OAUTH_HELPER_STORE=file"
-                ) from None
+                raise _keyring_required(exc) from None
             self._remember_keyring_failure(exc)
             return ""
+
+    def check_ready(self) -> None:
+        """Raise StoreError now if a new token could not be saved later.
+
+        Called before a refresh or sign-in: a rotated refresh token the store
+        then refuses is lost, and the user signed in for nothing.
+        """
+        files.ensure_private_dir(self.root)
+        if self.kind != "keyring":
+            return
+        from helper.store import sealing
+
+        try:
+            sealing.probe()
+        except StoreError as exc:
+            raise _keyring_required(exc) from None
 
     def _marker(self) -> str:
         return os.path.join(self.root, "keyring-unavailable")
@@ -380,6 +392,13 @@ class KeyLock:
         release = getattr(self._lock, "release", None)
         if release is not None:
             release()
+
+
+def _keyring_required(exc: StoreError) -> StoreError:
+    return StoreError(
+        f"OAUTH_HELPER_STORE=keyring but the keyring is unusable: {exc}; start "
+        "one (such as gnome-keyring), or set OAUTH_HELPER_STORE=file"
+    )
 
 
 def lock_wait(interactive: bool) -> float:
