@@ -12,7 +12,13 @@ from helper.flows._token import token_from
 from helper.providers import Provider
 from helper.tokens import Token, lifetime
 
-__all__ = ["DEFAULT_INTERVAL", "SLOW_DOWN_STEP", "login_device"]
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "MIN_INTERVAL",
+    "SLOW_DOWN_STEP",
+    "check_grant",
+    "login_device",
+]
 
 log = logs.get(__name__)
 
@@ -20,6 +26,9 @@ log = logs.get(__name__)
 # §3.5: "slow_down" adds 5 s. Module constants so tests can shrink them.
 DEFAULT_INTERVAL = 5.0
 SLOW_DOWN_STEP = 5.0
+# A server's interval below this is raised to it: one asking for a poll every
+# microsecond would have us hammer it (and itself) for minutes.
+MIN_INTERVAL = 1.0
 _GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 
 
@@ -106,7 +115,9 @@ def _interval(grant: dict[str, Any]) -> float:
     except (KeyError, TypeError, ValueError, OverflowError):
         # OverflowError: a JSON integer too large for a float.
         return DEFAULT_INTERVAL
-    return interval if 0 < interval < math.inf else DEFAULT_INTERVAL
+    if not 0 < interval < math.inf:
+        return DEFAULT_INTERVAL
+    return max(interval, MIN_INTERVAL)
 
 
 def _poll(provider: Provider, grant: dict[str, Any], deadline: float) -> Token:

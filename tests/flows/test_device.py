@@ -28,6 +28,7 @@ TOKENS = Reply(200, {"access_token": "at", "refresh_token": "rt", "expires_in": 
 def fast_polling(monkeypatch):
     monkeypatch.setattr(device, "DEFAULT_INTERVAL", 0.05)
     monkeypatch.setattr(device, "SLOW_DOWN_STEP", 0.25)
+    monkeypatch.setattr(device, "MIN_INTERVAL", 0.01)
 
 
 @pytest.fixture
@@ -100,6 +101,17 @@ def test_interval_from_the_server_is_honoured(fake):
     login_device(make_provider(fake), timeout=10)
 
     assert gaps(fake)[0] >= 0.29
+
+
+def test_an_interval_below_the_floor_is_raised_to_it(fake, monkeypatch):
+    monkeypatch.setattr(device, "MIN_INTERVAL", 0.2)
+    fake.route("/device/auth", Reply(200, {**GRANT, "interval": 0.000001}))
+    fake.route("/token", PENDING, PENDING, TOKENS)
+
+    login_device(make_provider(fake), timeout=10)
+
+    assert len(fake.seen("/token")) == 3
+    assert min(gaps(fake)) >= 0.19
 
 
 @pytest.mark.parametrize("error", ["access_denied", "expired_token"])
