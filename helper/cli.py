@@ -162,7 +162,10 @@ def _request(url: str) -> tuple[Credential, str]:
 
     # As git reads a URL: the user name percent-decoded (alice%40corp).
     username = unquote(parts.username or "", errors="surrogateescape")
-    cred = Credential(protocol=parts.scheme, host=host, username=username)
+    # The path as git sends it (decoded, no leading slash); token keeps it
+    # only where credential.useHttpPath says so, as git would.
+    path = unquote(parts.path.lstrip("/"), errors="surrogateescape")
+    cred = Credential(protocol=parts.scheme, host=host, username=username, path=path)
     return cred, f"{parts.scheme}://{host}{parts.path}"
 
 
@@ -198,7 +201,7 @@ def token(url: str) -> None:
     cred, shown = _request(url)
     if sys.stdout is None:  # said before a sign-in whose token would be lost
         raise HelperError("cannot write the token: stdout is closed")
-    resolved = settings.resolve(cred, warn=False)
+    resolved = settings.resolve(cred, warn=False, like_git=True)
     if resolved.provider is not None and not resolved.provider.client_id:
         # The error below says how to set one up: get need not say it too.
         resolved.interactive = False
@@ -297,9 +300,9 @@ def logout(url: str | None) -> None:
             removed += st.remove(record)
     # Records set aside as damaged may still hold a token: they go too.
     if wanted is None:
-        st.discard_damaged()
+        removed += st.discard_damaged()
     elif not wanted.username:
-        st.discard_damaged(wanted.protocol, wanted.host)
+        removed += st.discard_damaged(wanted.protocol, wanted.host)
     click.echo(f"removed {removed} stored credential(s)", err=True)
 
 

@@ -53,8 +53,9 @@ def _collect(pid: int, read_fd: int) -> str:
     _, status = os.waitpid(pid, 0)
     # Exit 1 means "no value"; anything else is a broken config, which git
     # itself reports when it runs the helper's caller.
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        log.debug("git config exited with status %s", status)
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        log.debug("git config exited with status %s", code)
     return b"".join(chunks).decode("utf-8", "replace")
 
 

@@ -67,6 +67,7 @@ _SERVER_KEYS = frozenset(
     {"preset", "issuer", "auth_url", "token_url", "authority", "discovery_url"}
 )
 _FALSE = frozenset({"false", "never", "no", "off", "0"})
+_TRUE = frozenset({"true", "yes", "on", "1"})
 # Whole seconds; a day is far beyond any token's useful margin.
 _MAX_MARGIN = 86400
 
@@ -95,14 +96,24 @@ class Settings:
         self.insecure = insecure
 
 
-def resolve(cred: Credential, warn: bool = True, whole_file: bool = False) -> Settings:
+def resolve(
+    cred: Credential,
+    warn: bool = True,
+    whole_file: bool = False,
+    like_git: bool = False,
+) -> Settings:
     """Resolve settings for *cred*; raise ConfigError on an invalid value.
+
+    *like_git* makes *cred* what git would send for its URL: without an
+    http(s) path unless credential.useHttpPath applies (``token URL``).
 
     *warn* says on stderr why a host is not served after all (a plain http
     URL); only a caller that would sign in wants that line. *whole_file*
     reads the settings file even when it cannot name the host (explain).
     """
     git = gitconfig.read_urlmatch("credential", cred.url)
+    if like_git and cred.path and not _keeps_path(cred.protocol, git):
+        cred.path = ""
     from_file = _file_entry(cred.host, whole_file)
     from_git = _from_git(git)
     provider = Provider()
@@ -126,6 +137,17 @@ def resolve(cred: Credential, warn: bool = True, whole_file: bool = False) -> Se
     _resolve_relative_endpoints(provider, cred)
     _prefer_device_without_secret(provider)
     return Settings(provider, _interactive(git))
+
+
+def _keeps_path(protocol: str, git: dict[str, str]) -> bool:
+    # As git itself reads a URL: an http(s) path is part of the credential
+    # only with credential.useHttpPath (a key without a value means true).
+    # So a token for https://host/repo.git is the host's token, however a
+    # caller names it, unless the user chose otherwise.
+    if protocol.lower() not in ("http", "https"):
+        return True
+    value = git.get("usehttppath")
+    return value is not None and (value == "" or value.lower() in _TRUE)
 
 
 def _signs_in_over(cred: Credential, warn: bool) -> bool:

@@ -376,17 +376,17 @@ def test_a_store_with_its_own_refresh_token_replaces_ours(
     )
 
 
-def test_unreadable_record_is_a_miss_said_once(env: dict[str, str]) -> None:
+def test_a_link_in_a_records_place_is_a_miss_said_once(env: dict[str, str]) -> None:
     store(env, username="alice", password="pw-a")
     st = Store(root=env["OAUTH_HELPER_HOME"], kind="file")
     (path,) = Path(env["OAUTH_HELPER_HOME"], "records").glob("*/*")
     path.unlink()
-    path.symlink_to(path)  # opening it fails (ELOOP), as an I/O error would
+    path.symlink_to(path)  # a link is never followed, even to itself
 
     done = run_helper("get", request(protocol="https", host=HOST), env)
     assert (done.returncode, done.stdout) == (0, "")
     assert len(done.stderr.splitlines()) == 1
-    assert "ignoring that stored record" in done.stderr
+    assert "ignoring an unreadable stored record (kept as " in done.stderr
 
     # The next store replaces what could not be read.
     done = run_helper(

@@ -416,6 +416,7 @@ def test_logout_also_deletes_records_set_aside_as_damaged(
     done = run_helper(helper_env, "logout", *([url] if url else []))
 
     assert done.returncode == 0, done.stderr
+    assert done.stderr == f"removed {1 if url else 2} stored credential(s)\n"
     left = [path.read_text() for path in state.glob("*/.corrupt-*")]
     assert ["host=b.example" in text for text in left] == ([True] if url else [])
 
@@ -512,3 +513,26 @@ def test_token_for_a_host_without_client_id_says_how_in_one_line(
         "https://github.com/settings/applications/new"
     )
     assert "credential.https://github.com.oauthClientId <ID>" in done.stderr
+
+
+def test_token_names_the_path_only_where_git_would(
+    helper_env: dict[str, str],
+) -> None:
+    # As git clone does with credential.useHttpPath: one record per repository.
+    store(helper_env, "a.example", path="team/repo.git")
+    store(helper_env, "b.example")
+    per_path = {
+        **helper_env,
+        "GIT_CONFIG_PARAMETERS": "'credential.usehttppath'='true'",
+    }
+
+    repo = run_helper(per_path, "token", "https://a.example/team/repo.git")
+    other = run_helper(per_path, "token", "https://a.example/team/other.git")
+    host_wide = run_helper(helper_env, "token", "https://b.example/team/repo.git")
+
+    assert (repo.returncode, repo.stdout) == (0, f"{PASSWORD}-https-a.example\n")
+    assert (other.returncode, other.stdout) == (1, "")
+    assert (host_wide.returncode, host_wide.stdout) == (
+        0,
+        f"{PASSWORD}-https-b.example\n",
+    )
