@@ -7,6 +7,7 @@ With :mod:`helper.entry`, the only module that prints or picks an exit code:
 import datetime
 import errno
 import json
+import os
 import sys
 import unicodedata
 from urllib.parse import unquote, urlsplit
@@ -43,6 +44,8 @@ _SHOWN = (
     "auth_params",
     "expiry_margin",
 )
+# The names the program is installed under.
+_NAMES = ("oauth-helper", "git-credential-oauth-helper")
 # errno values of a stdout that cannot take the output (full disk, gone).
 _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF})
 _ENDPOINTS = {
@@ -60,7 +63,7 @@ def run(args: list[str]) -> int:
         click.echo("oauth-helper: cannot write the output: stdout is closed", err=True)
         return 1
     try:
-        cli.main(args=args, prog_name="oauth-helper", standalone_mode=False)
+        cli.main(args=args, prog_name=_program_name(), standalone_mode=False)
         # A full disk shows at the flush: say so here, not at exit.
         if sys.stdout is not None:
             sys.stdout.flush()
@@ -115,6 +118,12 @@ def _internal_error(exc: Exception) -> int:
         err=True,
     )
     return 1
+
+
+def _program_name() -> str:
+    # Help shows the name it was run by; any other name (python -m) is ours.
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return name if name in _NAMES else "oauth-helper"
 
 
 def _usage_line(exc: click.UsageError) -> str:
@@ -243,6 +252,9 @@ def _describe(record: Record) -> dict[str, object]:
         "client_id": record.client_id,
         "scopes": record.scope,
         "expires": _utc(record),
+        # Whether a token is held at all: a record whose refresh was refused
+        # stays, without secrets, to recognise git's late echoes of it.
+        "access_token": bool(record.current or record.password or record.credential),
         "refresh_token": record.refreshable == "1",
         "store": record.kind,
         "origin": record.origin,

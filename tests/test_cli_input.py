@@ -223,7 +223,8 @@ def test_status_shows_a_byte_that_is_not_utf8_as_that_byte(
     text = run_helper(helper_env, "status")
 
     assert text.stdout == (
-        "host=https://b.example username=me\\xff refresh_token=False store=file "
+        "host=https://b.example username=me\\xff access_token=True "
+        "refresh_token=False store=file "
         "origin=store\n"
     )
 
@@ -251,7 +252,7 @@ def test_status_escapes_control_characters_of_stored_values(
     assert (text.returncode, as_json.returncode) == (0, 0)
     assert text.stdout == (
         "host=https://a.example username=me\\x1b[2J\\x07\\x9b expires=invalid "
-        "refresh_token=False store=file\n"
+        "access_token=True refresh_token=False store=file\n"
     )
     assert "\x1b" not in as_json.stdout and "\x07" not in as_json.stdout
     (row,) = json.loads(as_json.stdout)
@@ -535,4 +536,31 @@ def test_token_names_the_path_only_where_git_would(
     assert (host_wide.returncode, host_wide.stdout) == (
         0,
         f"{PASSWORD}-https-b.example\n",
+    )
+
+
+def test_help_names_the_program_it_was_run_as(helper_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [GIT_HELPER, "--help"], env=helper_env, capture_output=True, text=True
+    )
+
+    assert done.returncode == 0
+    assert done.stdout.startswith("Usage: git-credential-oauth-helper [OPTIONS]")
+
+
+def test_status_tells_a_signed_out_record_from_one_without_expiry(
+    helper_env: dict[str, str],
+) -> None:
+    # What a refused refresh leaves: the key, no token of any kind.
+    root = Path(helper_env["XDG_STATE_HOME"]) / "oauth-helper"
+    Store(root=str(root), kind="file").save(
+        Record(protocol="https", host="c.example", username="me", origin="login")
+    )
+
+    (row,) = json.loads(run_helper(helper_env, "status", "--json").stdout)
+
+    assert (row["expires"], row["access_token"], row["refresh_token"]) == (
+        None,
+        False,
+        False,
     )
