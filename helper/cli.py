@@ -362,7 +362,8 @@ def explain(url: str, as_json: bool) -> None:
         click.echo(json.dumps({"served": True, **rows}, indent=2))
     else:
         for key, row in rows.items():
-            click.echo(one_line(f"{key}: {row['value']}  ({row['source']})"))
+            value = row["value"] if row["value"] != "" else "(none)"
+            click.echo(one_line(f"{key}: {value}  ({row['source']})"))
     if problems:
         raise HelperError("; ".join(problems))
 

@@ -240,7 +240,7 @@ def test_discovery_failure_is_one_line_naming_the_url(
         done = helper(env, "explain", "https://git.corp.example")
         assert done.returncode == 1
         assert f"issuer: {fake.origin}  (git config)" in done.stdout.splitlines()
-        assert "auth_url:   (default)" in done.stdout.splitlines()
+        assert "auth_url: (none)  (default)" in done.stdout.splitlines()
     assert done.stderr.count("\n") == 1
     assert f"{fake.origin}{OIDC}: HTTP 404" in done.stderr
 
