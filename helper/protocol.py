@@ -130,6 +130,10 @@ def _assign(cred: Credential, key: str, value: str) -> None:
             items.clear()
     elif key == "url":
         _assign_url(cred, value)
+    elif key == "protocol":
+        # A URL scheme is case-insensitive (RFC 3986 §3.1): HTTPS names the
+        # same records as https.
+        cred.protocol = value.lower()
     elif key in _SCALARS:
         setattr(cred, key, value)
 

@@ -91,7 +91,8 @@ def test_round_trip_through_the_wire_format(attrs: dict[str, str]) -> None:
     cred = parse(io.StringIO(text))
 
     for key, value in attrs.items():
-        assert getattr(cred, key) == value
+        # The protocol is a URL scheme, read in lower case.
+        assert getattr(cred, key) == (value.lower() if key == "protocol" else value)
 
 
 @given(st.text(max_size=300))
@@ -112,3 +113,8 @@ def test_a_url_that_cannot_be_split_is_a_protocol_error(url: str) -> None:
 def test_a_url_without_a_scheme_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match=r"^url has no scheme$"):
         parse(io.StringIO("url=nothing-here\n\n"))
+
+
+@pytest.mark.parametrize("line", ["protocol=HTTPS", "url=HTTPS://git.example/x"])
+def test_the_protocol_is_read_in_lower_case(line: str) -> None:
+    assert parse([line]).protocol == "https"
