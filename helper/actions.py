@@ -11,7 +11,7 @@ import time
 
 from helper import logs
 from helper.errors import ProtocolError
-from helper.protocol import Credential
+from helper.protocol import Credential, breaks_a_line
 from helper.providers import Provider
 from helper.settings import Settings
 from helper.store import Record, Store, lock_wait
@@ -111,7 +111,7 @@ _KEY_FIELDS = ("protocol", "host", "path", "username", "client_id", "scope")
 def get(cred: Credential, settings: Settings, st: Store) -> Pairs:
     """Answer from the store; refresh or sign in when the host is served."""
     for name in _KEY_FIELDS:
-        if any(ch in getattr(cred, name) for ch in "\r\n\0"):
+        if breaks_a_line(getattr(cred, name)):
             # The answer or the record repeats it and could never be written:
             # refuse before a sign-in, not after one whose token is thrown away.
             raise ProtocolError(f"the request's {name} holds CR, LF or NUL")

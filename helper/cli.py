@@ -17,7 +17,7 @@ import click
 from helper import actions, logs, settings
 from helper.entry import silence_stdout, write_stdout
 from helper.errors import HelperError, one_line
-from helper.protocol import Credential
+from helper.protocol import Credential, breaks_a_line
 from helper.providers import Provider
 from helper.redact import MASK, SECRET_KEYS
 from helper.store import Record, Store
@@ -218,7 +218,7 @@ def token(url: str) -> None:
     secret = pairs.get("password") or pairs.get("credential")
     if not secret:
         raise HelperError(f"no token for {shown}: {_why_no_token(cred, resolved)}")
-    if any(ch in secret for ch in "\r\n\0"):
+    if breaks_a_line(secret):
         raise HelperError(
             "the provider returned a token with a line break; refusing it"
         )

@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["ACTIONS", "Credential", "format_answer", "parse"]
+__all__ = ["ACTIONS", "Credential", "breaks_a_line", "format_answer", "parse"]
 
 ACTIONS = frozenset({"get", "store", "erase"})
 
@@ -165,15 +165,20 @@ def _assign_url(cred: Credential, url: str) -> None:
         ("user", cred.username),
         ("path", cred.path),
     ):
-        if any(ch in value for ch in "\r\n\0"):
+        if breaks_a_line(value):
             raise ProtocolError(f"url holds CR, LF or NUL in its {part}")
+
+
+def breaks_a_line(value: str) -> bool:
+    """Whether *value* holds CR, LF or NUL: it could never be written as one line."""
+    return any(ch in value for ch in _FORBIDDEN)
 
 
 def format_answer(pairs: "Iterable[tuple[str, str]]") -> str:
     """Render ``key=value`` lines; refuse any CR, LF or NUL in keys or values."""
     out = []
     for key, value in pairs:
-        if any(ch in key or ch in value for ch in _FORBIDDEN):
+        if breaks_a_line(key) or breaks_a_line(value):
             raise ProtocolError(f"refusing to write {key!r}: value has CR, LF or NUL")
 
         out.append(f"{key}={value}\n")
