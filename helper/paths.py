@@ -21,7 +21,9 @@ def xdg_home(variable: str, fallback: str) -> str:
     value = os.environ.get(variable, "")
     if os.path.isabs(value):
         return value
-    home = os.path.expanduser("~")
+    # An empty HOME is not "/" (what expanduser makes of it): a mistake, not
+    # a place; only an unset one falls back to the password entry.
+    home = os.path.expanduser("~") if os.environ.get("HOME") != "" else ""
     if not os.path.isabs(home):
         # No HOME and no password entry: nowhere that belongs to the user.
         raise HelperError(f"no home folder to keep files in: set HOME or {variable}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from helper import paths
+from helper.errors import HelperError
 from helper.discovery import cache_dir
 from helper.settings import config_file
 from helper.store.files import state_dir
@@ -56,3 +57,14 @@ def test_a_relative_state_home_keeps_tokens_out_of_the_work_tree(
     assert list(work_tree.iterdir()) == []
     records = Path(helper_env["HOME"], ".local/state/oauth-helper/records")
     assert len(list(records.iterdir())) == 1
+
+
+@pytest.mark.parametrize("home", ["", "relative/home"])
+def test_an_empty_or_relative_home_is_an_error_not_the_root(
+    monkeypatch: pytest.MonkeyPatch, home: str
+) -> None:
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+
+    with pytest.raises(HelperError, match="no home folder to keep files in"):
+        paths.xdg_home("XDG_STATE_HOME", ".local/state")
