@@ -175,9 +175,15 @@ def _refresh_token_only(record: Record | None) -> Pairs:
 def _explain_missing_client(
     cred: Credential, provider: Provider, interactive: bool, st: Store
 ) -> Pairs:
-    # A preset host without a client ID is not served yet: say once how to
-    # set it up, then stay out of the way (git asks the next helper).
-    if interactive and st.first_time(f"client-id {cred.protocol}://{cred.host}"):
+    # A preset host without a client ID is not served yet: say how to set it
+    # up, then stay out of the way (git asks the next helper). Said once
+    # where someone could act on it; with nobody there (no terminal, no
+    # browser: an IDE's log, cron) the line is not used up, it comes again.
+    if not interactive:
+        return []
+    if not someone_is_there() or st.first_time(
+        f"client-id {cred.protocol}://{cred.host}"
+    ):
         log.warning("%s", missing_client_advice(cred, provider))
     return []
 
@@ -192,7 +198,7 @@ def missing_client_advice(cred: Credential, provider: Provider) -> str:
     config = f"git config --global credential.{cred.protocol}://{cred.host}"
     # A provider that refuses public browser-flow clients also needs a secret.
     secret = provider.secret_required and not provider.device_auth_url
-    also = f" and {config}.oauthClientSecret <SECRET>" if secret else ""
+    also = f" && {config}.oauthClientSecret <SECRET>" if secret else ""
     return (
         f"{name} needs an OAuth client ID: register an OAuth application {where} "
         f"({hint}), then run: {config}.oauthClientId <ID>{also}"

@@ -497,13 +497,29 @@ def test_auth_params_flow_and_secret_per_host(home: Path) -> None:
 
 
 def run_get(home: Path, request: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``get`` as a user at a desktop runs it: a browser could be shown."""
     return subprocess.run(
         [HELPER, "get"],
         input=request,
         capture_output=True,
         text=True,
-        env={**os.environ, **env},
+        env={**os.environ, "BROWSER": "true", **env},
         timeout=30,
+    )
+
+
+def run_get_unattended(home: Path, request: str) -> subprocess.CompletedProcess[str]:
+    """``get`` with nobody there: no browser, no controlling terminal."""
+    env = {k: v for k, v in os.environ.items() if k not in ("BROWSER", "DISPLAY")}
+    env.pop("WAYLAND_DISPLAY", None)
+    return subprocess.run(
+        [HELPER, "get"],
+        input=request,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        start_new_session=True,
     )
 
 
@@ -530,14 +546,29 @@ def test_miss_explains_registration_in_one_line(home: Path) -> None:
     )
 
 
+def test_with_nobody_there_the_advice_is_not_used_up(home: Path) -> None:
+    # An IDE's log or a cron mail: the line is not counted as seen, so the
+    # first fetch from a terminal still shows it.
+    request = "protocol=https\nhost=gitlab.com\n\n"
+
+    unattended = [run_get_unattended(home, request) for _ in range(2)]
+    at_desk = run_get(home, request)
+
+    for done in unattended:
+        assert (done.returncode, done.stdout) == (0, "")
+        assert "GitLab needs an OAuth client ID" in done.stderr
+    assert "GitLab needs an OAuth client ID" in at_desk.stderr
+    assert run_get(home, request).stderr == ""
+
+
 def test_miss_names_the_secret_where_one_is_required(home: Path) -> None:
     done = run_get(home, "protocol=https\nhost=bitbucket.org\n\n")
 
     assert done.returncode == 0 and done.stdout == ""
     assert done.stderr.count("\n") == 1
     assert (
-        "git config --global credential.https://bitbucket.org.oauthClientSecret "
-        "<SECRET>" in done.stderr
+        "oauthClientId <ID> && git config --global "
+        "credential.https://bitbucket.org.oauthClientSecret <SECRET>" in done.stderr
     )
 
 
