@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from helper import paths
-from helper.errors import HelperError
 from helper.discovery import cache_dir
+from helper.errors import HelperError
 from helper.settings import config_file
 from helper.store.files import state_dir
 
