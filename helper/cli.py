@@ -356,7 +356,12 @@ def explain(url: str, as_json: bool) -> None:
         _unserved(origin, _unserved_reason(resolved, cred.protocol), as_json)
         return
     # Settings are shown even when they are broken: that is when people look.
-    problems = list(dict.fromkeys(_discover(provider) + _url_problems(provider)))
+    found = _discover(provider)
+    if not found and not provider.token_url and not provider.authority:
+        from helper.login import no_token_endpoint
+
+        found.append(no_token_endpoint(provider, cred.host))
+    problems = list(dict.fromkeys(found + _url_problems(provider)))
     rows = {key: _row(provider, cred, key) for key in _SHOWN}
     if as_json:
         click.echo(json.dumps({"served": True, **rows}, indent=2))

@@ -18,7 +18,7 @@ from helper.providers import Provider
 from helper.store import Record, Store, lock_wait
 from helper.tokens import Token
 
-__all__ = ["complete_endpoints", "obtain"]
+__all__ = ["complete_endpoints", "no_token_endpoint", "obtain"]
 
 log = logs.get(__name__)
 
@@ -271,10 +271,16 @@ def complete_endpoints(provider: Provider, host: str) -> None:
         )
         _default_scopes(provider, document)
     if not provider.token_url:
-        raise ConfigError(
-            f"no token endpoint for {host}: set its oauthIssuer, or "
-            "oauthAuthURL and oauthTokenURL"
-        )
+        raise ConfigError(no_token_endpoint(provider, host))
+
+
+def no_token_endpoint(provider: Provider, host: str) -> str:
+    """What to set when nothing says where *host*'s token endpoint is."""
+    form = f" ({provider.issuer_hint})" if provider.issuer_hint else ""
+    return (
+        f"no token endpoint for {host}: set its oauthIssuer{form}, or "
+        "oauthAuthURL and oauthTokenURL"
+    )
 
 
 def _default_scopes(provider: Provider, document: dict[str, object]) -> None:

@@ -51,6 +51,8 @@ FIELDS: dict[str, object] = {
     # The token endpoint refuses a browser-flow code without a client secret,
     # even for an app that cannot keep one.
     "secret_required": False,
+    # What oauthIssuer should look like, for a preset that cannot know it.
+    "issuer_hint": "",
     # The host's 401 names its Entra tenant (Bearer authorization_uri=...),
     # which then replaces the preset's multi-tenant authority.
     "tenant_from_challenge": False,
@@ -81,6 +83,7 @@ class Provider:
     register_url: str
     register_hint: str
     secret_required: bool
+    issuer_hint: str
     tenant_from_challenge: bool
 
     def __init__(self, **values: object) -> None:
@@ -205,6 +208,20 @@ PRESETS: dict[str, dict[str, object]] = {
         # Azure Databricks rejects tokens with 30 s left: refresh well before.
         "expiry_margin": 300,
     },
+    "databricks-account": {
+        "name": "Databricks account console",
+        # Account-level OAuth lives under /oidc/accounts/<account ID>, which
+        # the host name does not tell: the user sets oauthIssuer to it. The
+        # same public client and redirect as workspaces (databricks CLI,
+        # "databricks auth login --account-id").
+        "issuer_hint": "https://{host}/oidc/accounts/<account ID>",
+        "client_id": "databricks-cli",
+        "scopes": ("all-apis", "offline_access"),
+        "redirect_url": "http://localhost:8020",
+        "redirect_ports": tuple(range(8021, 8041)),
+        "flow": "browser",
+        "expiry_margin": 300,
+    },
     "azure-devops": {
         "name": "Azure DevOps",
         # Work and school accounts of any tenant (Microsoft identity platform
@@ -229,8 +246,7 @@ PRESETS: dict[str, dict[str, object]] = {
 }
 
 # Host (exact, or "*.suffix") -> (preset, the host its endpoints live on, ""
-# for the request's own host). An exact host with preset "" has none, even
-# where a pattern would match it.
+# for the request's own host). An exact name is looked up before patterns.
 HOSTS: dict[str, tuple[str, str]] = {
     "github.com": ("github", ""),
     "gist.github.com": ("github", "github.com"),
@@ -242,11 +258,10 @@ HOSTS: dict[str, tuple[str, str]] = {
     "*.cloud.databricks.com": ("databricks", ""),
     "*.azuredatabricks.net": ("databricks", ""),
     "*.gcp.databricks.com": ("databricks", ""),
-    # Account consoles sign in under /oidc/accounts/<account ID>, which no
-    # host name tells: the user configures them (oauthIssuer).
-    "accounts.cloud.databricks.com": ("", ""),
-    "accounts.azuredatabricks.net": ("", ""),
-    "accounts.gcp.databricks.com": ("", ""),
+    # Exact names win over the patterns above.
+    "accounts.cloud.databricks.com": ("databricks-account", ""),
+    "accounts.azuredatabricks.net": ("databricks-account", ""),
+    "accounts.gcp.databricks.com": ("databricks-account", ""),
     "dev.azure.com": ("azure-devops", ""),
     "*.visualstudio.com": ("azure-devops", ""),
 }

@@ -258,7 +258,7 @@ def _choose_preset(
     name = host.partition(":")[0] if host[:1] != "[" else host
     known = _find_host(name)
     if known is not None:
-        return (known[0], known[1], "preset") if known[0] else None
+        return known[0], known[1], "preset"
     if _SERVER_KEYS & (from_git.keys() | from_file.keys()):
         return None
 

@@ -392,3 +392,17 @@ def test_text_output_escapes_control_characters(env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
     assert "client_id: cid\\x1b[2J  (git config)" in done.stdout.splitlines()
     assert "\x1b" not in done.stdout
+
+
+def test_explain_says_what_to_set_when_no_token_endpoint_is_known(
+    env: dict[str, str],
+) -> None:
+    done = helper(env, "explain", "https://accounts.cloud.databricks.com/")
+
+    assert done.returncode == 1
+    assert "client_id: databricks-cli  (preset)" in done.stdout.splitlines()
+    assert done.stderr == (
+        "oauth-helper: no token endpoint for accounts.cloud.databricks.com: set "
+        "its oauthIssuer (https://accounts.cloud.databricks.com/oidc/accounts/"
+        "<account ID>), or oauthAuthURL and oauthTokenURL\n"
+    )

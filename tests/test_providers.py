@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from helper.errors import ConfigError
+from helper.login import complete_endpoints
 from helper.protocol import Credential
 from helper.providers import HOSTS, PRESETS, Provider
 from helper.settings import resolve
@@ -182,6 +183,22 @@ TABLE = [
     ("dbc-a1b2.cloud.databricks.com", databricks("dbc-a1b2.cloud.databricks.com")),
     ("adb-12.3.azuredatabricks.net", databricks("adb-12.3.azuredatabricks.net")),
     ("1234.5.gcp.databricks.com", databricks("1234.5.gcp.databricks.com")),
+    *(
+        (
+            host,
+            {
+                **databricks(host),
+                "preset": "databricks-account",
+                "issuer": "",
+                "discovery_url": "",
+            },
+        )
+        for host in (
+            "accounts.cloud.databricks.com",
+            "accounts.azuredatabricks.net",
+            "accounts.gcp.databricks.com",
+        )
+    ),
     ("dev.azure.com", AZURE_DEVOPS),
     ("contoso.visualstudio.com", AZURE_DEVOPS),
     (
@@ -212,7 +229,7 @@ def test_table_covers_every_preset_and_host() -> None:
     covered = {expected["preset"] for _, expected in TABLE}
 
     assert covered == set(PRESETS)
-    for pattern in (pattern for pattern, (preset, _) in HOSTS.items() if preset):
+    for pattern in HOSTS:
         assert any(
             h == pattern or (pattern[:2] == "*." and h.endswith(pattern[1:]))
             for h in hosts
@@ -262,20 +279,34 @@ def test_unknown_realm_is_not_served(home: Path) -> None:
     assert settings_for("code.corp.example") is None
 
 
-@pytest.mark.parametrize(
-    "host",
-    [
-        "accounts.cloud.databricks.com",
-        "accounts.azuredatabricks.net",
-        "accounts.gcp.databricks.com",
-    ],
-)
-def test_databricks_account_consoles_get_no_workspace_preset(
-    home: Path, host: str
-) -> None:
-    # Their issuer is /oidc/accounts/<account ID>, which the name cannot tell.
-    assert settings_for(host) is None
-    assert settings_for(f"dbc-1.{host.partition('.')[2]}") is not None
+def test_a_databricks_account_console_asks_for_its_issuer(home: Path) -> None:
+    # Its issuer is /oidc/accounts/<account ID>, which the name cannot tell.
+    provider = settings_for("accounts.cloud.databricks.com")
+
+    assert provider is not None and provider.preset == "databricks-account"
+    with pytest.raises(ConfigError) as missing:
+        complete_endpoints(provider, "accounts.cloud.databricks.com")
+    assert str(missing.value) == (
+        "no token endpoint for accounts.cloud.databricks.com: set its oauthIssuer "
+        "(https://accounts.cloud.databricks.com/oidc/accounts/<account ID>), or "
+        "oauthAuthURL and oauthTokenURL"
+    )
+
+
+def test_a_databricks_account_console_with_its_issuer(home: Path) -> None:
+    issuer = "https://accounts.cloud.databricks.com/oidc/accounts/abc-123"
+    git_config(
+        home, "credential.https://accounts.cloud.databricks.com.oauthIssuer", issuer
+    )
+
+    provider = settings_for("accounts.cloud.databricks.com")
+
+    assert provider is not None
+    assert (provider.issuer, provider.discovery_url) == (issuer, "")
+    assert (provider.client_id, provider.redirect_url) == (
+        "databricks-cli",
+        "http://localhost:8020",
+    )
 
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
