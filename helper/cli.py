@@ -210,7 +210,9 @@ def token(url: str) -> None:
     cred, shown = _request(url)
     if sys.stdout is None:  # said before a sign-in whose token would be lost
         raise HelperError("cannot write the token: stdout is closed")
-    resolved = settings.resolve(cred, warn=False, like_git=True)
+    # The whole settings file, as explain reads it: a script author should
+    # hear of a broken file rather than "not served".
+    resolved = settings.resolve(cred, warn=False, whole_file=True, like_git=True)
     if resolved.provider is not None and not resolved.provider.client_id:
         # The error below says how to set one up: get need not say it too.
         resolved.interactive = False

@@ -554,3 +554,17 @@ def test_status_tells_a_signed_out_record_from_one_without_expiry(
         False,
         False,
     )
+
+
+def test_token_reports_a_settings_file_it_cannot_read(
+    helper_env: dict[str, str],
+) -> None:
+    folder = Path(helper_env["XDG_CONFIG_HOME"], "oauth-helper")
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text('[hosts."other.example"]\nissuer\n')
+
+    done = run_helper(helper_env, "token", "https://nothing.example/r")
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"oauth-helper: cannot read {folder}/config.toml:")
+    assert done.stderr.count("\n") == 1
