@@ -52,8 +52,8 @@ def discover(issuer: str, url: str = "") -> dict[str, Any]:
 
     *url* is a metadata URL the provider documents; it is tried first.
     """
-    http.require_secure(issuer, "issuer")
     _require_plain_issuer(issuer)
+    http.require_secure(issuer, "issuer")
     if url:
         http.require_secure(url, "discovery_url")
     cached = _read_cache(issuer)
@@ -68,7 +68,10 @@ def discover(issuer: str, url: str = "") -> dict[str, Any]:
 def _require_plain_issuer(issuer: str) -> None:
     # RFC 8414 §2: an issuer has no query or fragment; user info has no place
     # in it either, and none of them may reach a message.
-    parts = urllib.parse.urlsplit(issuer)
+    try:
+        parts = urllib.parse.urlsplit(issuer)
+    except ValueError:  # an unclosed "["
+        raise ConfigError("issuer is not a URL") from None
     if parts.query or parts.fragment or "@" in parts.netloc:
         raise ConfigError(
             f"issuer must be a URL without user info, query or fragment "

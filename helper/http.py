@@ -12,6 +12,7 @@ from typing import Any
 import certifi
 import requests
 import requests.adapters
+import urllib3.util
 from requests.models import PreparedRequest, Response
 
 from helper import bounded, timeouts
@@ -204,16 +205,22 @@ def require_secure(url: str, what: str) -> None:
     try:
         parts = urllib.parse.urlsplit(url)
         _ = parts.port  # read to check it: https://h:99999/ fails here
-    except ValueError:  # an unclosed "[", a port past 65535
+        # The host requests will connect to is urllib3's reading of the URL;
+        # where it differs from urlsplit's (http://evil\@127.0.0.1/ is
+        # evil to one and loopback to the other) the URL is refused.
+        connects_to = urllib3.util.parse_url(url).host or ""
+    except ValueError:  # an unclosed "[", a port past 65535; LocationParseError
         raise ConfigError(f"{what} is not a URL") from None
-    if not _plausible_host(parts.hostname or ""):
+    if "\\" in url or "@" in parts.netloc:
+        # Neither has a place in an endpoint: a backslash is no URL
+        # character (RFC 3986), and user info would travel with every request.
         raise ConfigError(f"{what} is not a URL")
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and is_loopback(parts.hostname or ""):
-        return
-
-    raise ConfigError(f"{what} must be an https URL, got {shown(url)!r}")
+    host = parts.hostname or ""
+    secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))
+    if not (secure and host):
+        raise ConfigError(f"{what} must be an https URL, got {shown(url)!r}")
+    if connects_to.strip("[]").lower() != host.lower() or not _plausible_host(host):
+        raise ConfigError(f"{what} is not a URL")
 
 
 def _plausible_host(host: str) -> bool:

@@ -197,3 +197,8 @@ def test_unwritable_cache_does_not_fail(fake, cache_home, monkeypatch):
     fake.route(OIDC, Reply(200, document(fake.origin)))
 
     assert discovery.discover(fake.origin)["issuer"] == fake.origin
+
+
+def test_an_issuer_that_cannot_be_split_is_one_line() -> None:
+    with pytest.raises(ConfigError, match="^issuer is not a URL$"):
+        discovery.discover("https://[::1/tenant")

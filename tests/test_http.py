@@ -61,12 +61,38 @@ def test_require_secure_refuses(url):
         http.require_secure(url, "token_url")
 
 
-def test_require_secure_message_hides_userinfo():
+def test_require_secure_refuses_user_info_without_showing_it():
     with pytest.raises(ConfigError) as info:
-        http.require_secure(f"http://user:{SECRET}@example.com/t", "token_url")
+        http.require_secure(f"https://user:{SECRET}@example.com/t", "token_url")
 
-    assert SECRET not in str(info.value)
-    assert "example.com/t" in str(info.value)
+    assert str(info.value) == "token_url is not a URL"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # urlsplit reads 127.0.0.1, urllib3 (which connects) reads evil.example:
+        # a refresh token would go in clear to another machine.
+        "http://evil.example\\@127.0.0.1/token",
+        "http://evil.example\\.127.0.0.1/token",
+        "https://id.example\\x/token",
+        "http://[::1]evil.example/",
+        "https://good.example\u3002evil.example/",
+    ],
+)
+def test_a_url_read_two_ways_is_refused(url):
+    with pytest.raises(ConfigError, match="^token_endpoint is not a URL$"):
+        http.require_secure(url, "token_endpoint")
+
+
+def test_a_refresh_token_never_goes_to_a_host_read_two_ways(fake):
+    fake.route("/token", Reply(200, {"access_token": "a"}))
+    url = fake.url("/token").replace("http://", "http://evil.example\\@")
+
+    with pytest.raises(ConfigError):
+        http.post_form(url, {"grant_type": "refresh_token", "refresh_token": SECRET})
+
+    assert fake.requests == []
 
 
 def test_post_form_returns_json_and_sends_user_agent(fake):
@@ -342,7 +368,7 @@ def test_a_url_that_cannot_be_split_is_a_config_error(url: str) -> None:
 
 def test_a_url_requests_cannot_use_is_a_config_error() -> None:
     # urlsplit takes it; requests does not: a typo, not a network problem.
-    with pytest.raises(ConfigError, match=r"^https://\[v1\.x\]/t is not a valid URL$"):
+    with pytest.raises(ConfigError, match=r"^OAuth endpoint is not a URL$"):
         http.post_form("https://[v1.x]/t", {"grant_type": "refresh_token"})
 
 
