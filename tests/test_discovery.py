@@ -200,5 +200,5 @@ def test_unwritable_cache_does_not_fail(fake, cache_home, monkeypatch):
 
 
 def test_an_issuer_that_cannot_be_split_is_one_line() -> None:
-    with pytest.raises(ConfigError, match="^issuer is not a URL$"):
+    with pytest.raises(ConfigError, match=r"^issuer is not a URL$"):
         discovery.discover("https://[::1/tenant")

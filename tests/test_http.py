@@ -81,7 +81,7 @@ def test_require_secure_refuses_user_info_without_showing_it():
     ],
 )
 def test_a_url_read_two_ways_is_refused(url):
-    with pytest.raises(ConfigError, match="^token_endpoint is not a URL$"):
+    with pytest.raises(ConfigError, match=r"^token_endpoint is not a URL$"):
         http.require_secure(url, "token_endpoint")
 
 
