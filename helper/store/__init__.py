@@ -54,6 +54,20 @@ class Store:
             )
         self._warned: set[str] = set()
 
+    def _private(self, *names: str) -> str:
+        """Check (creating where missing) the state folder and *names* below it.
+
+        The state folder may be a link the user made (to another disk); the
+        folders the helper makes inside it must be real ones, owner-only.
+        Returns the innermost folder's path.
+        """
+        files.ensure_private_dir(self.root, link_ok=True)
+        path = self.root
+        for name in names:
+            path = os.path.join(path, name)
+            files.ensure_private_dir(path)
+        return path
+
     def _host_dir(self, protocol: str, host: str) -> str:
         return os.path.join(self.root, "records", host_hash(protocol, host))
 
@@ -73,8 +87,7 @@ class Store:
         folder = self._host_dir(protocol, host)
         names = _names(folder)
         if names:
-            files.ensure_private_dir(self.root)
-            files.ensure_private_dir(folder)
+            self._private("records", os.path.basename(folder))
         for name in names:
             record = self._read(os.path.join(folder, name))
             if record is not None:
@@ -116,9 +129,7 @@ class Store:
 
     def first_time(self, topic: str) -> bool:
         """True the first time *topic* is seen in this store, then False."""
-        folder = os.path.join(self.root, "notes")
-        files.ensure_private_dir(self.root)
-        files.ensure_private_dir(folder)
+        folder = self._private("notes")
         path = os.path.join(folder, host_hash("note", topic))
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -175,10 +186,7 @@ class Store:
         # Sealing writes the secrets in base64: a third more.
         if size * 4 // 3 + 1024 > files.RECORD_LIMIT:
             raise StoreError("the credential is too large to store")
-        folder = self._host_dir(record.protocol, record.host)
-        files.ensure_private_dir(self.root)
-        files.ensure_private_dir(os.path.join(self.root, "records"))
-        files.ensure_private_dir(folder)
+        folder = self._private("records", host_hash(record.protocol, record.host))
         sealed = self._seal(record)
         record.kind = "keyring" if sealed else "file"
         files.write_atomic(self._path(record), record.to_text(sealed))
@@ -207,7 +215,7 @@ class Store:
         Called before a refresh or sign-in: a rotated refresh token the store
         then refuses is lost, and the user signed in for nothing.
         """
-        files.ensure_private_dir(self.root)
+        self._private("records")
         if self.kind != "keyring":
             return
         from helper.store import sealing
@@ -278,9 +286,7 @@ class Store:
 
     def lock(self, record: Record, timeout: float | None = None) -> "KeyLock":
         """A cross-process lock for *record*'s key (a lock file of its own)."""
-        folder = os.path.join(self.root, "locks")
-        files.ensure_private_dir(self.root)
-        files.ensure_private_dir(folder)
+        folder = self._private("locks")
         path = os.path.join(folder, f"{record.key_hash}.lock")
         return KeyLock(path, record.host, timeout)
 
@@ -313,8 +319,7 @@ class Store:
         """
         path = self._sign_in_path(record)
         if signing_in:
-            files.ensure_private_dir(self.root)
-            files.ensure_private_dir(os.path.dirname(path))
+            self._private("locks")
             files.write_atomic(path, f"{os.getpid()}\n")
         else:
             files.remove(path)
@@ -333,9 +338,11 @@ class Store:
         if hosts:
             # The same refusal as on the action path: status reads secrets'
             # neighbours, and logout deletes, only in a private folder.
-            files.ensure_private_dir(self.root)
+            self._private("records")
         for host in hosts:
-            folder = os.path.join(top, host)
+            # Each host's folder too: a link there would lead status (which
+            # fixes modes, sets aside) and logout (which deletes) elsewhere.
+            folder = self._private("records", host)
             for name in _names(folder):
                 record = self._read(os.path.join(folder, name))
                 if record is not None:

@@ -58,13 +58,21 @@ def state_dir() -> str:
     return os.path.join(xdg_home("XDG_STATE_HOME", ".local/state"), "oauth-helper")
 
 
-def ensure_private_dir(path: str) -> None:
-    """Create *path* as 0700 if missing; refuse one that others can write."""
+def ensure_private_dir(path: str, link_ok: bool = False) -> None:
+    """Create *path* as 0700 if missing; refuse one that others can write.
+
+    A symbolic link is refused unless *link_ok*: inside the state folder one
+    would lead reads, mode fixes and deletions to files elsewhere.
+    """
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
-        info = os.stat(path)
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode) and link_ok:
+            info = os.stat(path)
     except OSError as exc:
         raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise StoreError(f"{path} is not a folder of oauth-helper's; remove it")
     if _POSIX:
         _check_private(path, info)
 
@@ -104,7 +112,9 @@ def read_bytes(path: str) -> bytes | None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > RECORD_LIMIT:
             raise NotARecord(path)
-        if _POSIX and info.st_uid != os.getuid():
+        # Another user's file, or one linked from elsewhere (a record is only
+        # ever renamed into place), is not ours to read or change.
+        if _POSIX and (info.st_uid != os.getuid() or info.st_nlink != 1):
             raise NotARecord(path)
         _keep_private(path, fd, info)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,3 +181,67 @@ def test_a_credential_too_large_to_read_back_is_not_stored(
 
     loaded = store.stored(record)
     assert loaded is not None and loaded.password == "pw"
+
+
+def outside_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder outside the store holding one 0644 file."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "notes.txt").write_text("not a record\n")
+    (outside / "notes.txt").chmod(0o644)
+    return outside, outside / "notes.txt"
+
+
+@pytest.mark.parametrize("linked", ["host folder", "records folder"])
+def test_a_linked_folder_inside_the_store_is_refused_and_left_alone(
+    tmp_path: Path, linked: str
+) -> None:
+    store, record, file = saved(tmp_path)
+    outside, victim = outside_folder(tmp_path)
+    link = file.parent if linked == "host folder" else file.parent.parent
+    if linked == "records folder":
+        # Shaped like the records folder: a host folder holding one file.
+        host = outside / file.parent.name
+        host.mkdir(mode=0o700)
+        victim = victim.rename(host / file.name)
+    shutil.rmtree(link)
+    link.symlink_to(outside)
+
+    with pytest.raises(StoreError, match="is not a folder of oauth-helper's"):
+        list(store.all_records())
+    with pytest.raises(StoreError, match="is not a folder of oauth-helper's"):
+        store.save(record)
+
+    # Neither made owner-only, nor set aside, nor replaced.
+    assert victim.read_text() == "not a record\n"
+    assert victim.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in victim.parent.iterdir()] == [victim.name]
+
+
+def test_the_state_folder_itself_may_be_a_link(tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere"
+    real.mkdir(mode=0o700)
+    (tmp_path / "state").symlink_to(real)
+    store = Store(root=str(tmp_path / "state"), kind="file")
+
+    saved_record = store.save(
+        Record(protocol="https", host="git.example.test", username="u", password="p")
+    )
+
+    loaded = store.stored(saved_record)
+    assert loaded is not None and loaded.password == "p"
+
+
+def test_a_hard_link_in_a_records_place_is_set_aside_untouched(
+    tmp_path: Path,
+) -> None:
+    store, record, file = saved(tmp_path)
+    _, victim = outside_folder(tmp_path)
+    victim.write_text(file.read_text())
+    victim.chmod(0o644)
+    file.unlink()
+    os.link(victim, file)
+
+    assert store.stored(record) is None
+    assert victim.stat().st_mode & 0o777 == 0o644
+    assert not file.exists()
