@@ -2,14 +2,12 @@
 validated against the issuer asked for and cached on disk for a day.
 """
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import pathlib
 import sys
-import tempfile
 import time
 import urllib.parse
 from typing import Any
@@ -17,8 +15,9 @@ from typing import Any
 import requests
 
 from helper import http
-from helper.errors import ConfigError
+from helper.errors import ConfigError, HelperError
 from helper.paths import xdg_home
+from helper.store import files
 
 __all__ = ["CACHE_LIFETIME", "cache_dir", "discover"]
 
@@ -159,10 +158,13 @@ def _cache_path(issuer: str) -> pathlib.Path:
 def _read_cache(issuer: str) -> dict[str, Any] | None:
     path = _cache_path(issuer)
     try:
-        if time.time() - path.stat().st_mtime > CACHE_LIFETIME:
+        if time.time() - path.lstat().st_mtime > CACHE_LIFETIME:
             return None
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        # Read as the store reads records: no link followed, no FIFO waited
+        # on, nothing larger than any answer the network could have given.
+        raw = files.read_bytes(str(path), limit=http.BODY_LIMIT)
+        document = json.loads(raw or b"")
+    except (OSError, ValueError, HelperError, files.NotARecord):
         return None
 
     # A stale or tampered file is simply refetched.
@@ -176,20 +178,7 @@ def _write_cache(issuer: str, document: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.parent.chmod(0o700)
-        _replace(path, json.dumps(document).encode())
-    except OSError as exc:
+        files.write_atomic(str(path), json.dumps(document))
+    except (OSError, HelperError) as exc:
         # The cache only saves a round trip: never fail a login over it.
         log.warning("cannot cache discovery document at %s: %s", path, exc)
-
-
-def _replace(path: pathlib.Path, data: bytes) -> None:
-    # mkstemp creates the file 0600; os.replace makes the swap atomic.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -19,6 +19,7 @@ from helper import bounded, timeouts
 from helper.errors import ConfigError, FlowError, HelperError, TransientError
 
 __all__ = [
+    "BODY_LIMIT",
     "TIMEOUT",
     "USER_AGENT",
     "ca_bundle",
@@ -40,7 +41,7 @@ _NOT_IN_HOSTS = frozenset(' %<>"{}|\\^`')
 _DESCRIPTION_LIMIT = 200
 # Token, discovery and device answers are a few KB (a JWT with many group
 # claims some tens): a body past this is a broken or hostile server.
-_BODY_LIMIT = 1024 * 1024
+BODY_LIMIT = 1024 * 1024
 
 
 def _version() -> str:
@@ -104,13 +105,13 @@ class _Adapter(requests.adapters.HTTPAdapter):
 def _read_capped(response: Response) -> None:
     """Read the body now, refusing one larger than any OAuth answer can be."""
     try:
-        body = response.raw.read(_BODY_LIMIT + 1, decode_content=True)
+        body = response.raw.read(BODY_LIMIT + 1, decode_content=True)
     finally:
         response.close()
-    if len(body) > _BODY_LIMIT:
+    if len(body) > BODY_LIMIT:
         raise FlowError(
             f"{host_of(response.url)} answered with more than "
-            f"{_BODY_LIMIT // 1024} KiB; refusing it"
+            f"{BODY_LIMIT // 1024} KiB; refusing it"
         )
     response._content = body
     response._content_consumed = True  # type: ignore[attr-defined]

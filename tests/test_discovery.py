@@ -202,3 +202,17 @@ def test_unwritable_cache_does_not_fail(fake, cache_home, monkeypatch):
 def test_an_issuer_that_cannot_be_split_is_one_line() -> None:
     with pytest.raises(ConfigError, match=r"^issuer is not a URL$"):
         discovery.discover("https://[::1/tenant")
+
+
+def test_a_fifo_in_the_cache_is_refetched_not_waited_on(fake):
+    fake.route(OIDC, Reply(200, document(fake.origin)))
+    discovery.discover(fake.origin)
+    [cached] = list(discovery.cache_dir().iterdir())
+    cached.unlink()
+    os.mkfifo(cached, 0o600)
+
+    started = time.monotonic()
+    discovery.discover(fake.origin)
+
+    assert time.monotonic() - started < 5
+    assert len(fake.seen(OIDC)) == 2

@@ -229,13 +229,18 @@ class Store:
         return os.path.join(self.root, "keyring-unavailable")
 
     def _keyring_failed(self) -> bool:
+        path = self._marker()
         try:
-            with open(self._marker(), encoding="utf-8", errors="replace") as marker:
-                absent = marker.readline().startswith("absent")
-                age = time.time() - os.fstat(marker.fileno()).st_mtime
-        except FileNotFoundError:
+            text = files.read_bytes(path, limit=4096)
+            age = time.time() - os.lstat(path).st_mtime
+        except (OSError, StoreError, files.NotARecord):
+            # Something else in its place: try the keyring again.
             return False
-        return age < (_ABSENT_BACKOFF if absent else _FAILED_BACKOFF)
+        if text is None:
+            return False
+        return age < (
+            _ABSENT_BACKOFF if text.startswith(b"absent") else _FAILED_BACKOFF
+        )
 
     def _remember_keyring_failure(self, exc: StoreError) -> None:
         from helper.store.sealing import KeyringAbsent
@@ -247,9 +252,13 @@ class Store:
             f"under {self.root} until it is tried again {retry} "
             "(set OAUTH_HELPER_STORE=file to silence this)"
         )
-        files.write_atomic(
-            self._marker(), f"{'absent' if absent else 'failed'}: {exc}\n"
-        )
+        try:
+            files.write_atomic(
+                self._marker(), f"{'absent' if absent else 'failed'}: {exc}\n"
+            )
+        except StoreError as failure:
+            # Only spares later runs a probe: the token is still saved.
+            log.debug("%s", failure)
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:

@@ -92,13 +92,14 @@ class NotARecord(Exception):
     """Something other than a record file took a record's name."""
 
 
-def read_bytes(path: str) -> bytes | None:
+def read_bytes(path: str, limit: int = 0) -> bytes | None:
     """The file's content, or None when it does not exist.
 
     Raises NotARecord for what is not a plain file of ours within size: a
     symbolic link (not followed), a FIFO (not waited on), a device, a folder,
-    another user's file, or one larger than any record.
+    another user's file, or one larger than *limit* (any record, by default).
     """
+    limit = limit or RECORD_LIMIT
     flags = os.O_RDONLY | _NO_FOLLOW | _NON_BLOCK | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -108,19 +109,30 @@ def read_bytes(path: str) -> bytes | None:
         if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
             raise NotARecord(path) from None
         raise StoreError(f"cannot read {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as stream:
+    try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > RECORD_LIMIT:
-            raise NotARecord(path)
         # Another user's file, or one linked from elsewhere (a record is only
         # ever renamed into place), is not ours to read or change.
-        if _POSIX and (info.st_uid != os.getuid() or info.st_nlink != 1):
+        foreign = _POSIX and (info.st_uid != os.getuid() or info.st_nlink != 1)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit or foreign:
             raise NotARecord(path)
         _keep_private(path, fd, info)
-        try:
-            return stream.read(RECORD_LIMIT + 1)
-        except OSError as exc:
-            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+        return _read_all(fd, limit + 1)
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, most: int) -> bytes:
+    chunks = []
+    while most > 0:
+        chunk = os.read(fd, min(most, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        most -= len(chunk)
+    return b"".join(chunks)
 
 
 def _keep_private(path: str, fd: int, info: os.stat_result) -> None:

@@ -245,3 +245,13 @@ def test_a_hard_link_in_a_records_place_is_set_aside_untouched(
     assert store.stored(record) is None
     assert victim.stat().st_mode & 0o777 == 0o644
     assert not file.exists()
+
+
+def test_a_folder_in_a_records_place_is_set_aside(tmp_path: Path) -> None:
+    store, record, file = saved(tmp_path)
+    file.unlink()
+    file.mkdir(mode=0o700)
+
+    assert store.stored(record) is None
+    assert list(store.all_records()) == []
+    assert (file.parent / f".corrupt-{file.name}").is_dir()

@@ -243,3 +243,30 @@ def test_a_bad_keyring_timeout_is_one_line_and_no_fallback(
     assert not Path(env["OAUTH_HELPER_HOME"], "keyring-unavailable").exists()
     [text] = record_texts(env)
     assert "kind=keyring" in text
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link loop", "huge"])
+def test_anything_odd_in_the_markers_place_neither_hangs_nor_crashes(
+    tmp_path: Path, kind: str
+) -> None:
+    env = keyring_env(tmp_path, "auto")
+    state = Path(env["OAUTH_HELPER_HOME"])
+    state.mkdir(mode=0o700)
+    marker = state / "keyring-unavailable"
+    if kind == "fifo":
+        os.mkfifo(marker, 0o600)
+    elif kind == "folder":
+        marker.mkdir(mode=0o700)
+    elif kind == "link loop":
+        marker.symlink_to(marker)
+    else:
+        with marker.open("wb") as stream:
+            stream.truncate(64 * 1024 * 1024)
+
+    started = time.monotonic()
+    code, stderr = store(env, "alice")
+
+    assert time.monotonic() - started < 10
+    assert code == 0, stderr
+    assert "internal error" not in stderr
+    assert ["kind=file" in t for t in record_texts(env)] == [True]
