@@ -108,9 +108,15 @@ class Store:
             record = parse_record(data.decode("utf-8", "surrogateescape"))
         except (StoreError, UnicodeDecodeError):
             record = None
-        # A record must sit under its own key's name: one that does not was
-        # damaged, and could otherwise answer for another key.
-        if record is None or record.key_hash != os.path.basename(path):
+        # A record must sit under its own key's name, in its own host's
+        # folder: one that does not was damaged or copied, and could
+        # otherwise answer for another key or host.
+        folder, name = os.path.split(path)
+        if (
+            record is None
+            or record.key_hash != name
+            or host_hash(record.protocol, record.host) != os.path.basename(folder)
+        ):
             self._quarantine(path)
             return None
         return record

@@ -255,3 +255,22 @@ def test_a_folder_in_a_records_place_is_set_aside(tmp_path: Path) -> None:
     assert store.stored(record) is None
     assert list(store.all_records()) == []
     assert (file.parent / f".corrupt-{file.name}").is_dir()
+
+
+def test_a_record_copied_into_another_hosts_folder_answers_nothing(
+    tmp_path: Path,
+) -> None:
+    store, _, _ = saved(tmp_path)
+    other = store.save(
+        Record(protocol="https", host="b.example.test", username="u", password="B")
+    )
+    [b_file] = (tmp_path / "state" / "records").glob(f"*/{other.key_hash}")
+    a_folder = next(
+        p for p in (tmp_path / "state" / "records").iterdir() if p != b_file.parent
+    )
+    shutil.copy(b_file, a_folder / other.key_hash)
+
+    assert [r.password for r in store.candidates("https", "git.example.test")] == [
+        "pw"
+    ]
+    assert not (a_folder / other.key_hash).exists()
