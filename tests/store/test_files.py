@@ -270,7 +270,5 @@ def test_a_record_copied_into_another_hosts_folder_answers_nothing(
     )
     shutil.copy(b_file, a_folder / other.key_hash)
 
-    assert [r.password for r in store.candidates("https", "git.example.test")] == [
-        "pw"
-    ]
+    assert [r.password for r in store.candidates("https", "git.example.test")] == ["pw"]
     assert not (a_folder / other.key_hash).exists()
