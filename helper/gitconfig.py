@@ -15,11 +15,16 @@ log = logs.get(__name__)
 
 def read_urlmatch(section: str, url: str) -> dict[str, str]:
     """Return ``{lowercased key: last value}`` of *section* that apply to *url*."""
-    argv = ["git", "config", "--get-urlmatch", section, url]
+    # -z: entries end in NUL and a name ends in LF, so a value holding a line
+    # break stays one value (and is refused as such) instead of reading as
+    # another key. A name alone is a key without a value (true, to git).
+    argv = ["git", "config", "-z", "--get-urlmatch", section, url]
     text = _run(argv)
     values: dict[str, str] = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
+    for entry in text.split("\0"):
+        if not entry:
+            continue
+        name, _, value = entry.partition("\n")
         values[name.removeprefix(section + ".").lower()] = value
     return values
 

@@ -330,6 +330,10 @@ def _convert(setting: str, value: object, where: str) -> object:
         return _to_params(value, where)
     if not isinstance(value, str):
         raise ConfigError(f"{where} must be a string, not {type(value).__name__}")
+    if not value.isprintable():
+        # It would be sent, shown or stored, and could never be written back
+        # as one line: refused before any sign-in starts.
+        raise ConfigError(f"{where} holds a control character")
     if setting == "preset" and value not in PRESETS:
         raise ConfigError(f"{where} must be one of {', '.join(PRESETS)}, not {value!r}")
     if setting == "flow" and value not in FLOWS:
@@ -381,6 +385,8 @@ def _to_scopes(value: object, where: str) -> tuple[str, ...]:
     items = value.replace(",", " ").split() if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise ConfigError(f"{where} must be a string or a list of strings")
+    if not all(item.isprintable() for item in items):
+        raise ConfigError(f"{where} holds a control character")
     return tuple(sorted(set(items)))
 
 

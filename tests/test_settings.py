@@ -438,3 +438,46 @@ def test_an_endpoint_with_an_escape_sequence_is_refused(
         ConfigError, match=r"auth_url for git\.example in .* holds a control"
     ):
         resolve(Credential(protocol="https", host="git.example"))
+
+
+@pytest.mark.parametrize(
+    ("entry", "refusal"),
+    [
+        ('username = "a\\rb"', "username for git.example in {path} holds a control"),
+        ('client_id = "a\\rb"', "client_id for git.example in {path} holds a control"),
+        ('scopes = ["read\\rx"]', "scopes for git.example in {path} holds a control"),
+    ],
+)
+def test_a_file_value_with_a_control_character_is_refused_before_any_sign_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, entry: str, refusal: str
+) -> None:
+    folder = tmp_path / "config" / "oauth-helper"
+    folder.mkdir(parents=True)
+    path = folder / "config.toml"
+    path.write_text(f'[hosts."git.example"]\nissuer = "https://id.example"\n{entry}\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+
+    with pytest.raises(ConfigError) as refused:
+        resolve(Credential(protocol="https", host="git.example"))
+
+    assert str(refused.value) == refusal.format(path=path) + " character"
+
+
+def test_a_git_config_value_with_a_line_break_stays_one_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Read line by line, "a\noauthissuer https://evil" would set a second key.
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(
+        '[credential "https://git.example"]\n'
+        "\toauthIssuer = https://id.example\n"
+        '\toauthUsername = "a\\noauthclientid evil"\n'
+    )
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+    with pytest.raises(ConfigError) as refused:
+        resolve(Credential(protocol="https", host="git.example"))
+
+    assert str(refused.value) == "oauthUsername in git config holds a control character"
