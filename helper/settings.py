@@ -56,7 +56,7 @@ URL_SETTINGS = frozenset(
 # Microsoft Entra ID's login host, and what a tenant (a GUID or a domain name)
 # is spelled with.
 _ENTRA = "https://login.microsoftonline.com/"
-_TENANT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+_TENANT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 # Endpoint settings that may be a path on the remote's host ("/oauth/token").
 _RELATIVE_OK = ("auth_url", "token_url", "device_auth_url")
@@ -227,21 +227,40 @@ def _apply_preset(
 def _entra_tenant(wwwauth: list[str]) -> str:
     """The tenant a ``Bearer authorization_uri=`` challenge names, or "".
 
-    Only a tenant under Microsoft's own login host is taken: the remote must
-    not be able to send the sign-in elsewhere.
+    Only a tenant under Microsoft's own login host is taken, spelled as a
+    GUID or a domain name (labels of letters, digits and hyphens): the
+    remote must not be able to send the sign-in elsewhere, nor to a path
+    that is no tenant ("..").
     """
+    from urllib.request import parse_http_list
+
     for header in wwwauth:
         scheme, _, params = header.strip().partition(" ")
         if scheme.lower() != "bearer":
             continue
-        for param in params.split(","):
-            name, _, value = param.strip().partition("=")
-            uri = value.strip().strip('"')
+        # RFC 9110 §11.2: auth-params, quoted strings may hold commas.
+        for param in parse_http_list(params):
+            name, _, value = param.partition("=")
+            uri = value.strip()
+            if len(uri) > 1 and uri[0] == uri[-1] == '"':
+                uri = uri[1:-1]
             if name.strip().lower() == "authorization_uri" and uri.startswith(_ENTRA):
-                tenant = uri[len(_ENTRA) :].rstrip("/")
-                if tenant and all(c in _TENANT_CHARS for c in tenant.lower()):
+                tenant = uri[len(_ENTRA) :].removesuffix("/")
+                if _is_tenant(tenant):
                     return tenant
     return ""
+
+
+def _is_tenant(name: str) -> bool:
+    labels = name.lower().split(".")
+    return len(name) <= 253 and all(
+        label
+        and len(label) <= 63
+        and all(c in _TENANT_CHARS for c in label)
+        and label[0] != "-"
+        and label[-1] != "-"
+        for label in labels
+    )
 
 
 def _choose_preset(

@@ -317,6 +317,7 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
     [
         f"Bearer authorization_uri=https://login.microsoftonline.com/{TENANT}",
         f'bearer realm="", authorization_uri="https://login.microsoftonline.com/{TENANT}/"',
+        f'Bearer realm="a, b", authorization_uri="https://login.microsoftonline.com/{TENANT}"',
     ],
 )
 def test_azure_devops_takes_the_tenant_its_401_names(
@@ -338,6 +339,13 @@ def test_azure_devops_takes_the_tenant_its_401_names(
         f"Bearer authorization_uri=https://login.example.com/{TENANT}",
         "Bearer authorization_uri=https://login.microsoftonline.com/a/../../x",
         "Bearer authorization_uri=https://login.microsoftonline.com/",
+        # Dots alone are no tenant: /.. would drop the tenant from the path.
+        "Bearer authorization_uri=https://login.microsoftonline.com/..",
+        "Bearer authorization_uri=https://login.microsoftonline.com/.",
+        "Bearer authorization_uri=https://login.microsoftonline.com/a..b",
+        "Bearer authorization_uri=https://login.microsoftonline.com/-x",
+        # One quoted value, comma and all: not cut short to "t".
+        'Bearer authorization_uri="https://login.microsoftonline.com/t,x"',
         f"Basic authorization_uri=https://login.microsoftonline.com/{TENANT}",
     ],
 )
