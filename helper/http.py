@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import os
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import certifi
@@ -39,6 +39,7 @@ TIMEOUT = timeouts.HTTP
 # such a URL is a typo, not a network problem.
 _NOT_IN_HOSTS = frozenset(' %<>"{}|\\^`')
 _DESCRIPTION_LIMIT = 200
+_MAX_REDIRECTS = 3
 # Token, discovery and device answers are a few KB (a JWT with many group
 # claims some tens): a body past this is a broken or hostile server.
 BODY_LIMIT = 1024 * 1024
@@ -84,22 +85,30 @@ class _Adapter(requests.adapters.HTTPAdapter):
     ) -> Response:
         # requests merges REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE over Session.verify
         # and accepts verify=False from any caller: decide here, once.
-        def exchange() -> Response:
-            response = super(_Adapter, self).send(
-                request, True, timeout or TIMEOUT, self._verify, cert, proxies
-            )
-            if not stream:
-                _read_capped(response)
-            return response
+        response = super().send(
+            request, True, timeout or TIMEOUT, self._verify, cert, proxies
+        )
+        if not stream:
+            _read_capped(response)
+        return response
 
-        # A timeout bounds each socket read, not the exchange: a server that
-        # drips a byte every few seconds would hold the key's lock forever.
+
+def _within_deadline(request: Callable[..., Response]) -> Callable[..., Response]:
+    """*request* (a session's), bounded as a whole, redirects included.
+
+    A timeout bounds each socket read, not the exchange: a server that drips
+    a byte every few seconds would hold the key's lock forever.
+    """
+
+    def bounded_request(*args: Any, **kwargs: Any) -> Response:
         try:
-            return bounded.within(exchange, sum(TIMEOUT))
+            return bounded.within(lambda: request(*args, **kwargs), sum(TIMEOUT))
         except TimeoutError:
             raise requests.exceptions.Timeout(
                 f"no complete answer within {sum(TIMEOUT):g} s"
             ) from None
+
+    return bounded_request
 
 
 def _read_capped(response: Response) -> None:
@@ -167,6 +176,11 @@ def configure(http: requests.Session) -> requests.Session:
     # as Basic auth to token requests that must carry no user password.
     http.auth = _no_netrc
     http.hooks["response"].append(_check_redirect)
+    # OAuth endpoints have no reason to redirect more than a hop or two
+    # (discovery behind a proxy, say); each hop would cost a full exchange.
+    http.max_redirects = _MAX_REDIRECTS
+    # On the instance: requests-oauthlib's and MSAL's calls go through it too.
+    http.request = _within_deadline(http.request)  # type: ignore[method-assign]
     return http
 
 

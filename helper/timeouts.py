@@ -17,8 +17,10 @@ HTTP = (5.0, 30.0)
 # Seconds a sign-in may take before it gives up (the user's browser or code).
 SIGN_IN = 300
 # A caller that may not sign in waits this long for another one's refresh:
-# three refresh requests at their slowest (discovery, a retry), to spare.
-REFRESH_WAIT = 3 * sum(HTTP)
+# four exchanges at their slowest (discovery's candidate URLs, where the
+# first ones answer "not here", and the token request). Discovery is cached,
+# and stops at the first URL that does not answer at all.
+REFRESH_WAIT = 4 * sum(HTTP)
 
 
 def from_env(name: str, default: float) -> float:

@@ -4,6 +4,7 @@ import time
 
 import certifi
 import pytest
+import requests
 from flows.fakeserver import FakeServer, Reply, tls_context
 
 from helper import discovery, http
@@ -390,3 +391,28 @@ def test_a_url_with_a_control_character_is_refused(url: str) -> None:
     # Such a URL from discovery would reach the terminal and the browser.
     with pytest.raises(ConfigError, match=r"^authorization_endpoint holds a control"):
         http.require_secure(url, "authorization_endpoint")
+
+
+def test_the_deadline_covers_redirects_too(fake, monkeypatch):
+    # Each hop well within the deadline; all of them together not.
+    monkeypatch.setattr(http, "TIMEOUT", (0.5, 1.0))
+    fake.route("/a", Reply(302, "", headers={"Location": "/b"}, delay=0.6))
+    fake.route("/b", Reply(302, "", headers={"Location": "/c"}, delay=0.6))
+    fake.route("/c", Reply(200, {"issuer": "x"}, delay=0.6))
+
+    started = time.monotonic()
+    with http.session() as session, pytest.raises(requests.exceptions.Timeout):
+        session.get(fake.url("/a"))
+
+    assert time.monotonic() - started < 1.8
+
+
+def test_more_than_three_redirects_are_not_followed(fake):
+    for hop in range(5):
+        fake.route(f"/{hop}", Reply(302, "", headers={"Location": f"/{hop + 1}"}))
+    fake.route("/5", Reply(200, {}))
+
+    with http.session() as session, pytest.raises(requests.exceptions.TooManyRedirects):
+        session.get(fake.url("/0"))
+
+    assert len(fake.requests) == 4
