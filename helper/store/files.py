@@ -65,8 +65,11 @@ def ensure_private_dir(path: str, link_ok: bool = False) -> None:
     would lead reads, mode fixes and deletions to files elsewhere.
     """
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        info = os.lstat(path)
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:  # first use: made here (one stat if not)
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            info = os.lstat(path)
         if stat.S_ISLNK(info.st_mode) and link_ok:
             info = os.stat(path)
     except OSError as exc:
