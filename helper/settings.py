@@ -366,8 +366,6 @@ def _convert(setting: str, value: object, where: str) -> object:
 def _check_url(setting: str, value: str, where: str) -> None:
     # Said here, naming where the value was set; the flows check again what
     # discovery adds. The URL is not repeated: the user wrote it.
-    if not value.isprintable():
-        raise ConfigError(f"{where} holds a control character")
     if setting in _RELATIVE_OK and value[:1] == "/" and value[:2] != "//":
         return
     scheme, _, rest = value.partition("://")
