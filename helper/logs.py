@@ -50,9 +50,19 @@ def configure() -> None:
     # One stderr handler on the package's root logger; stdout stays protocol.
     import logging
 
+    from helper.errors import one_line
+
+    class OneLine(logging.Formatter):
+        # Messages carry hosts, usernames and server text: a line break or an
+        # escape sequence in one must not forge lines or drive the terminal.
+        # Only the message: a debug traceback keeps its lines.
+        def formatMessage(self, record: logging.LogRecord) -> str:
+            record.message = one_line(record.message)
+            return super().formatMessage(record)
+
     _state["configured"] = True
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("oauth-helper: %(message)s"))
+    handler.setFormatter(OneLine("oauth-helper: %(message)s"))
     root = logging.getLogger("helper")
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug_enabled() else logging.WARNING)

@@ -662,3 +662,12 @@ def test_non_interactive_miss_is_silent(home: Path) -> None:
     )
 
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_a_host_with_an_escape_sequence_is_shown_escaped(home: Path) -> None:
+    # What a request says reaches stderr; it must not set the terminal's title.
+    done = run_get(home, "protocol=https\nhost=gitlab.ev\x1b]0;PWNED\x07il.example\n\n")
+
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "gitlab.ev\\x1b]0;PWNED\\x07il.example" in done.stderr
+    assert done.stderr.count("\n") == 1
