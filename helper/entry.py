@@ -107,21 +107,23 @@ def run_action(
     except HelperError as exc:
         return _fail(exc)
     except KeyboardInterrupt:
-        _answer(write, "quit=1\n")
+        # Ctrl-C reached git too, which may be gone already: no line for that.
+        _answer(write, "quit=1\n", quiet=True)
         return 130
     except Exception as exc:  # never a traceback: see _crash
         return _crash(exc)
     return 0 if _answer(write, text) else 1
 
 
-def _answer(write: "Callable[[str], object]", text: str) -> bool:
-    """Write *text*; False, said in one line, when stdout cannot take it."""
+def _answer(write: "Callable[[str], object]", text: str, quiet: bool = False) -> bool:
+    """Write *text*; False, said in one line (unless *quiet*), when stdout cannot."""
     if not text:  # nothing to say needs no stdout
         return True
     try:
         write(text)
     except OSError as exc:
-        log.error("cannot write the answer: %s", exc.strerror or exc)
+        if not quiet:
+            log.error("cannot write the answer: %s", exc.strerror or exc)
         return False
     return True
 
