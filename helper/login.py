@@ -10,6 +10,7 @@ the record's ``msal_cache``.
 
 import contextlib
 import time
+from collections.abc import Iterator
 
 from helper import logs
 from helper.errors import ConfigError, FlowError, StoreError, TransientError
@@ -52,9 +53,36 @@ def obtain(
             target = target.copy(retired=current.replaced(password="").retired)
         st.mark_sign_in(target, True)
         try:
-            return _login(cred, provider, st, target)
+            with _ended_by_signals():
+                return _login(cred, provider, st, target)
         finally:
             st.mark_sign_in(target, False)
+
+
+@contextlib.contextmanager
+def _ended_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end a sign-in as an exit, so its mark is cleared.
+
+    Killed outright, the process would leave the mark, and callers nobody
+    watches would give way to a sign-in that no longer runs.
+    """
+    import signal
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    names = ("SIGTERM", "SIGHUP")
+    wanted = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    try:
+        before = {signum: signal.signal(signum, leave) for signum in wanted}
+    except ValueError:  # not the main thread (a library caller): as it was
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def _answers(current: Record | None, cred: Credential, margin: int) -> bool:

@@ -8,8 +8,10 @@ device endpoint.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -568,3 +570,37 @@ def test_token_reports_a_settings_file_it_cannot_read(
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith(f"oauth-helper: cannot read {folder}/config.toml:")
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_sign_in_ended_by_a_signal_leaves_no_mark(
+    device_host: tuple[dict[str, str], FakeServer, str], signum: int
+) -> None:
+    env, fake, host = device_host
+    fake.route("/token", Reply(400, {"error": "authorization_pending"}))
+    locks = Path(env["XDG_STATE_HOME"], "oauth-helper", "locks")
+    process = subprocess.Popen(
+        [GIT_HELPER, "get"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write(f"protocol=http\nhost={host}\n\n")
+    process.stdin.close()
+    deadline = time.monotonic() + 20
+    while not list(locks.glob("*.sign-in")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(locks.glob("*.sign-in")), "the sign-in never started"
+
+    process.send_signal(signum)
+    process.wait(timeout=20)
+
+    assert process.returncode == 128 + signum
+    assert list(locks.glob("*.sign-in")) == []
+    assert process.stdout is not None and process.stdout.read() == ""
+    process.stdout.close()
+    assert process.stderr is not None
+    process.stderr.close()
