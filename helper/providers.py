@@ -109,6 +109,23 @@ class Provider:
         return f"Provider({shown!r})"
 
 
+# What Databricks workspaces and account consoles share: databricks-cli is
+# the public client Databricks enables in every account for its CLI and SDKs,
+# and documents for tools doing U2M OAuth from a user's machine
+# (docs.databricks.com/aws/en/dev-tools/auth/oauth-u2m), so using it is
+# intended.
+_DATABRICKS_CLIENT: dict[str, object] = {
+    "client_id": "databricks-cli",
+    "scopes": ("all-apis", "offline_access"),
+    # Registered exactly so, no trailing slash; the Databricks SDKs try
+    # 8021-8040 when 8020 is busy (databricks-sdk-go#1269).
+    "redirect_url": "http://localhost:8020",
+    "redirect_ports": tuple(range(8021, 8041)),
+    "flow": "browser",
+    # Azure Databricks rejects tokens with 30 s left: refresh well before.
+    "expiry_margin": 300,
+}
+
 # Preset name -> settings. "{host}" stands for the host the preset serves
 # (with its port). Each entry states only what the host documents; scopes are
 # sorted, as settings stores them. A host with no public client ID for
@@ -195,32 +212,15 @@ PRESETS: dict[str, dict[str, object]] = {
         # docs.databricks.com/aws/en/dev-tools/auth/oauth-u2m: the workspace
         # publishes RFC 8414 metadata at this exact URL.
         "discovery_url": "https://{host}/oidc/.well-known/oauth-authorization-server",
-        # databricks-cli is the public client Databricks enables in every
-        # account for its CLI and SDKs, and documents for tools doing U2M
-        # OAuth from a user's machine (same page), so using it is intended.
-        "client_id": "databricks-cli",
-        "scopes": ("all-apis", "offline_access"),
-        # Registered exactly so, no trailing slash; the Databricks SDKs try
-        # 8021-8040 when 8020 is busy (databricks-sdk-go#1269).
-        "redirect_url": "http://localhost:8020",
-        "redirect_ports": tuple(range(8021, 8041)),
-        "flow": "browser",
-        # Azure Databricks rejects tokens with 30 s left: refresh well before.
-        "expiry_margin": 300,
+        **_DATABRICKS_CLIENT,
     },
     "databricks-account": {
         "name": "Databricks account console",
         # Account-level OAuth lives under /oidc/accounts/<account ID>, which
         # the host name does not tell: the user sets oauthIssuer to it. The
-        # same public client and redirect as workspaces (databricks CLI,
-        # "databricks auth login --account-id").
+        # same client as workspaces ("databricks auth login --account-id").
         "issuer_hint": "https://{host}/oidc/accounts/<account ID>",
-        "client_id": "databricks-cli",
-        "scopes": ("all-apis", "offline_access"),
-        "redirect_url": "http://localhost:8020",
-        "redirect_ports": tuple(range(8021, 8041)),
-        "flow": "browser",
-        "expiry_margin": 300,
+        **_DATABRICKS_CLIENT,
     },
     "azure-devops": {
         "name": "Azure DevOps",
