@@ -358,44 +358,43 @@ def _convert(setting: str, value: object, where: str) -> object:
     if setting == "flow" and value not in FLOWS:
         raise ConfigError(f"{where} must be one of {', '.join(FLOWS)}, not {value!r}")
     if setting in URL_SETTINGS:
-        _refuse_userinfo(value, where)
         _check_url(setting, value, where)
     return value
 
 
 def _check_url(setting: str, value: str, where: str) -> None:
     # Said here, naming where the value was set; the flows check again what
-    # discovery adds. The URL is not repeated: the user wrote it.
-    if setting in _RELATIVE_OK and value[:1] == "/" and value[:2] != "//":
-        return
-    scheme, _, rest = value.partition("://")
-    for end in "/?#":
-        rest = rest.partition(end)[0]
-    scheme = scheme.lower()
-    if setting == "redirect_url":
-        if scheme != "http" or not is_loopback_host(rest):
-            raise ConfigError(
-                f"{where} must be an http URL on this machine (http://127.0.0.1/)"
-            )
-    elif not (scheme == "https" and rest) and not (
-        scheme == "http" and is_loopback_host(rest)
-    ):
-        raise ConfigError(f"{where} must be an https URL (http only on this machine)")
-
-
-def _refuse_userinfo(url: str, where: str) -> None:
-    # The authority ends at the first "/", "?" or "#" after "//" (RFC 3986
-    # §3.2). Checked by hand: urllib.parse would add re, enum and ipaddress to
-    # every git command, more start-up time than a whole cache hit.
-    rest = url.partition("//")[2]
-    for end in "/?#":
-        rest = rest.partition(end)[0]
-    if "@" in rest:
-        # The URL itself is not repeated: the part refused may be a password.
+    # discovery adds. The URL is not repeated: the user wrote it, and the
+    # part refused may be a password.
+    host = _authority(value)
+    if "@" in host:
         raise ConfigError(
             f"{where} must not contain a user name or password; remove the "
             "part before '@' (a client secret goes in oauthClientSecret)"
         )
+    if setting in _RELATIVE_OK and value[:1] == "/" and value[:2] != "//":
+        return
+    scheme, sep, _ = value.partition("://")
+    scheme, host = scheme.lower(), host if sep else ""
+    if setting == "redirect_url":
+        if scheme != "http" or not is_loopback_host(host):
+            raise ConfigError(
+                f"{where} must be an http URL on this machine (http://127.0.0.1/)"
+            )
+    elif not (scheme == "https" and host) and not (
+        scheme == "http" and is_loopback_host(host)
+    ):
+        raise ConfigError(f"{where} must be an https URL (http only on this machine)")
+
+
+def _authority(url: str) -> str:
+    # What follows "//" up to the first "/", "?" or "#" (RFC 3986 §3.2), by
+    # hand: urllib.parse would add re, enum and ipaddress to every git
+    # command, more start-up time than a whole cache hit.
+    rest = url.partition("//")[2]
+    for end in "/?#":
+        rest = rest.partition(end)[0]
+    return rest
 
 
 def _to_scopes(value: object, where: str) -> tuple[str, ...]:
